@@ -1,0 +1,44 @@
+"""``chiltepin config``: validate resource configurations and print their schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser("config", help="validate resource configurations")
+    group.set_defaults(group_parser=group)
+    cmds = group.add_subparsers(metavar="SUBCOMMAND")
+
+    validate = cmds.add_parser("validate", help="check a config file; print its resources")
+    validate.add_argument("file", help="YAML resource configuration")
+    validate.add_argument("--include", nargs="+", metavar="NAME", help="resources to select")
+    validate.set_defaults(handler=_validate)
+
+    schema = cmds.add_parser("schema", help="print the JSON Schema of resource configs")
+    schema.set_defaults(handler=_schema)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from chiltepin.config import load_resources
+
+    resources = load_resources(args.file, include=args.include)
+    print(f"{args.file}: valid, {len(resources)} resources")
+    print(dump_resources(resources))
+    return 0
+
+
+def dump_resources(resources: dict) -> str:
+    """Resolved resources as YAML, leaving out unset values."""
+    import yaml
+
+    data = {name: res.model_dump(exclude_none=True) for name, res in resources.items()}
+    return yaml.safe_dump(data, sort_keys=False).rstrip()
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from chiltepin.config import resource_json_schema
+
+    print(json.dumps(resource_json_schema(), indent=2))
+    return 0

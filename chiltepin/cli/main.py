@@ -1,0 +1,53 @@
+"""Entry point of the ``chiltepin`` command.
+
+Each command group lives in its own module with a ``register(subparsers)`` function;
+handlers import the heavy libraries they need only when they run, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from chiltepin._version import __version__
+
+#: Command group modules, in the order ``--help`` lists them.
+COMMAND_MODULES = ("chiltepin.cli.config_cmd",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chiltepin",
+        description="Scientific workflows and long-running agents on HPC clusters, in containers.",
+    )
+    parser.add_argument("--version", action="version", version=f"chiltepin {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        # A command group given without its subcommand: show that group's help.
+        (getattr(args, "group_parser", None) or parser).print_help(sys.stderr)
+        return 2
+    from chiltepin.errors import ChiltepinError
+
+    try:
+        return int(handler(args) or 0)
+    except ChiltepinError as exc:
+        print(f"chiltepin: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("chiltepin: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Assemble a Parsl Config from validated resources (imports Parsl)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from parsl.config import Config
+
+from chiltepin.config.executors import build_executor
+from chiltepin.config.schema import AnyResource, Resource
+
+WorkerPrefix = Callable[[str, Resource], "str | None"]
+
+
+def build_parsl_config(
+    resources: Mapping[str, AnyResource],
+    *,
+    run_dir: str,
+    worker_prefix: WorkerPrefix | None = None,
+) -> Config:
+    """One executor per resource; Config-wide retries are the largest asked for."""
+    executors = []
+    for name, res in resources.items():
+        prefix = worker_prefix(name, res) if worker_prefix and isinstance(res, Resource) else None
+        executors.append(build_executor(name, res, worker_prefix=prefix))
+    retries = max((r.retries for r in resources.values() if isinstance(r, Resource)), default=0)
+    return Config(
+        executors=executors,
+        run_dir=run_dir,
+        retries=retries,
+        strategy_period=1,
+        usage_tracking=0,
+        initialize_logging=True,
+    )

@@ -1,0 +1,94 @@
+"""Load a resource configuration (YAML file or dict) into validated resources."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Union
+
+from chiltepin.config.loader import LineMap, read_yaml, require_mapping, validate_model
+from chiltepin.config.schema import NAME_RE, AnyResource, RemoteResource, Resource
+from chiltepin.errors import ConfigError, did_you_mean
+
+#: The built-in resource: this machine, one worker. A configuration may redefine it.
+LOCAL_NAME = "local"
+BUILTIN_LOCAL: dict[str, Any] = {"provider": "localhost", "init_blocks": 1, "max_workers_per_node": 1}
+
+ConfigSource = Union[None, str, Path, Mapping[str, Any]]
+
+
+def load_resources(
+    config: ConfigSource = None,
+    *,
+    include: Iterable[str] | None = None,
+    source: str | None = None,
+) -> dict[str, AnyResource]:
+    """Validate ``config`` and return the selected resources by name.
+
+    ``config`` is a YAML path, a mapping, or None (only the built-in ``local``).
+    ``include`` selects resources; None selects all. Raises ConfigError.
+    """
+    lines: LineMap = {}
+    if config is None:
+        data: Any = {}
+        source = source or "<built-in>"
+    elif isinstance(config, (str, Path)):
+        source = str(config)
+        data, lines = read_yaml(config)
+        data = require_mapping(data, source, "resource configuration")
+    elif isinstance(config, Mapping):
+        data = config
+        source = source or "<config dict>"
+    else:
+        raise ConfigError(
+            f"config must be a YAML path, a mapping or None, got {type(config).__name__}"
+        )
+    resources: dict[str, AnyResource] = {LOCAL_NAME: Resource.model_validate(BUILTIN_LOCAL)}
+    for name, settings in data.items():
+        resources[check_name(name, source, lines)] = parse_resource(
+            settings, source=source, entry=str(name), path=(str(name),), lines=lines
+        )
+    return select(resources, include, source)
+
+
+def parse_resource(
+    settings: Any,
+    *,
+    source: str,
+    entry: str,
+    path: tuple[str, ...] = (),
+    lines: LineMap | None = None,
+) -> AnyResource:
+    """Validate one resource's settings (a Globus Compute endpoint if it names one)."""
+    model = RemoteResource if isinstance(settings, Mapping) and "endpoint" in settings else Resource
+    return validate_model(model, settings, source=source, entry=entry, path=path, lines=lines)
+
+
+def check_name(name: Any, source: str, lines: LineMap) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ConfigError(
+            f"invalid resource name {name!r}",
+            source=source, line=lines.get((str(name),)),
+            hint="use letters, digits, '-', '_' and '.'",
+        )
+    return name
+
+
+def select(
+    resources: dict[str, AnyResource], include: Iterable[str] | None, source: str
+) -> dict[str, AnyResource]:
+    if include is None:
+        return resources
+    if isinstance(include, str):
+        include = [include]
+    chosen: dict[str, AnyResource] = {}
+    for name in include:
+        if name not in resources:
+            hint = did_you_mean(name, resources) or f"defined: {', '.join(sorted(resources))}"
+            raise ConfigError(f"included resource '{name}' is not defined", source=source,
+                              entry=name, hint=hint)
+        chosen[name] = resources[name]
+    if not chosen:
+        raise ConfigError("include selects no resources", source=source,
+                          hint="name at least one resource, or pass include=None for all")
+    return chosen
