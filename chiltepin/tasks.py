@@ -107,7 +107,8 @@ class TaskFunction:
                 known = sorted(e for e in dfk.executors if not e.startswith("_"))
                 raise ConfigError(
                     f"task '{self.__name__}' asks for executor {missing[0]!r}, which this "
-                    "workflow does not have", hint=f"available: {', '.join(known)}",
+                    "workflow does not have",
+                    hint=f"available: {', '.join(known)}",
                 )
         if self.kind == "bash":
             from parsl.app.bash import BashApp
@@ -128,7 +129,8 @@ def merge_geometry(geometry: dict[str, int], explicit: dict[str, Any] | None) ->
 
         raise ConfigError(
             f"unknown task geometry key {sorted(unknown)[0]!r}",
-            key="chiltepin_task_geometry", hint=f"use {', '.join(GEOMETRY_KEYS)}",
+            key="chiltepin_task_geometry",
+            hint=f"use {', '.join(GEOMETRY_KEYS)}",
         )
     return {**geometry, **(explicit or {})}
 

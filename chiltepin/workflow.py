@@ -140,8 +140,11 @@ def _level(value: int | str | None) -> int:
         return value
     level = logging.getLevelName(str(value).upper())
     if not isinstance(level, int):
-        raise ConfigError(f"unknown log level {value!r}", key="log_level",
-                          hint="use DEBUG, INFO, WARNING or ERROR")
+        raise ConfigError(
+            f"unknown log level {value!r}",
+            key="log_level",
+            hint="use DEBUG, INFO, WARNING or ERROR",
+        )
     return level
 
 

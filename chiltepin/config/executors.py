@@ -8,7 +8,9 @@ from chiltepin.config.providers import build_provider
 from chiltepin.config.schema import AnyResource, RemoteResource, Resource
 
 
-def build_executor(name: str, res: AnyResource, *, worker_prefix: str | None = None) -> ParslExecutor:
+def build_executor(
+    name: str, res: AnyResource, *, worker_prefix: str | None = None
+) -> ParslExecutor:
     """Build the Parsl executor labelled ``name``.
 
     ``worker_prefix`` is a command (e.g. a container runtime invocation) that the

@@ -55,12 +55,14 @@ def _collect_lines(node: yaml.Node, path: tuple[str, ...], lines: LineMap) -> No
 
 def require_mapping(data: Any, source: str, what: str, entry: str | None = None) -> Mapping:
     if data is None:
-        raise ConfigError(f"{what} is empty", source=source, entry=entry,
-                          hint="add at least one entry")
+        raise ConfigError(
+            f"{what} is empty", source=source, entry=entry, hint="add at least one entry"
+        )
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"{what} must be a mapping of names to settings, got {type(data).__name__}",
-            source=source, entry=entry,
+            source=source,
+            entry=entry,
         )
     return data
 
@@ -78,7 +80,9 @@ def validate_model(
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"settings must be a mapping, got {_type_name(data)}",
-            source=source, entry=entry, line=(lines or {}).get(path),
+            source=source,
+            entry=entry,
+            line=(lines or {}).get(path),
         )
     try:
         return model.model_validate(dict(data))
@@ -146,6 +150,12 @@ def _fields_at(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
 
 
 def _type_name(value: Any) -> str:
-    return {list: "a list", dict: "a mapping", str: "a string", bool: "a boolean",
-            int: "an integer", float: "a number", type(None): "nothing"}.get(
-        type(value), type(value).__name__)
+    return {
+        list: "a list",
+        dict: "a mapping",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)

@@ -25,7 +25,9 @@ def build_provider(res: Resource) -> ExecutionProvider:
     blocks = dict(init_blocks=res.init_blocks, min_blocks=res.min_blocks, max_blocks=res.max_blocks)
     launcher = build_launcher(res)
     if res.provider == "localhost":
-        return LocalProvider(nodes_per_block=1, launcher=launcher, worker_init=worker_init, **blocks)
+        return LocalProvider(
+            nodes_per_block=1, launcher=launcher, worker_init=worker_init, **blocks
+        )
     if res.provider == "slurm":
         return SlurmProvider(
             partition=res.partition,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from chiltepin.config.loader import LineMap, read_yaml, require_mapping, validate_model
 from chiltepin.config.schema import NAME_RE, AnyResource, RemoteResource, Resource
@@ -12,9 +12,13 @@ from chiltepin.errors import ConfigError, did_you_mean
 
 #: The built-in resource: this machine, one worker. A configuration may redefine it.
 LOCAL_NAME = "local"
-BUILTIN_LOCAL: dict[str, Any] = {"provider": "localhost", "init_blocks": 1, "max_workers_per_node": 1}
+BUILTIN_LOCAL: dict[str, Any] = {
+    "provider": "localhost",
+    "init_blocks": 1,
+    "max_workers_per_node": 1,
+}
 
-ConfigSource = Union[None, str, Path, Mapping[str, Any]]
+ConfigSource = None | str | Path | Mapping[str, Any]
 
 
 def load_resources(
@@ -68,7 +72,8 @@ def check_name(name: Any, source: str, lines: LineMap) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ConfigError(
             f"invalid resource name {name!r}",
-            source=source, line=lines.get((str(name),)),
+            source=source,
+            line=lines.get((str(name),)),
             hint="use letters, digits, '-', '_' and '.'",
         )
     return name
@@ -85,10 +90,14 @@ def select(
     for name in include:
         if name not in resources:
             hint = did_you_mean(name, resources) or f"defined: {', '.join(sorted(resources))}"
-            raise ConfigError(f"included resource '{name}' is not defined", source=source,
-                              entry=name, hint=hint)
+            raise ConfigError(
+                f"included resource '{name}' is not defined", source=source, entry=name, hint=hint
+            )
         chosen[name] = resources[name]
     if not chosen:
-        raise ConfigError("include selects no resources", source=source,
-                          hint="name at least one resource, or pass include=None for all")
+        raise ConfigError(
+            "include selects no resources",
+            source=source,
+            hint="name at least one resource, or pass include=None for all",
+        )
     return chosen

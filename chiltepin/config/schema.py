@@ -109,7 +109,9 @@ class Resource(_Strict):
         if not self.mpi:
             for key in MPI_ONLY_KEYS:
                 if key in given:
-                    raise _KeyProblem(key, f"'{key}' applies only to MPI resources", "add 'mpi: true'")
+                    raise _KeyProblem(
+                        key, f"'{key}' applies only to MPI resources", "add 'mpi: true'"
+                    )
         else:
             for key in HTEX_ONLY_KEYS:
                 if key in given:
