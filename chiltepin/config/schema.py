@@ -59,6 +59,40 @@ class ContainerSettings(_Strict):
     gpus: bool = False
 
 
+class ExchangeSettings(_Strict):
+    """Where agents exchange messages (a site profile's ``exchange:`` block).
+
+    ``embedded``: the toolkit runs Academy's HTTP exchange for the life of an
+    AgentSystem, bound to ``host`` (default loopback) on ``port`` (0: any free port);
+    ``http``: a self-hosted exchange at ``url``; ``redis``: a Redis server at
+    ``host``:``port``; ``hosted``: Academy's public exchange (Globus login).
+    """
+
+    kind: Literal["embedded", "http", "redis", "hosted"] = "embedded"
+    url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    host: str = Field(default="127.0.0.1", pattern=r"^[A-Za-z0-9_.:-]+$")
+    port: int | None = Field(default=None, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExchangeSettings:
+        given = self.model_fields_set
+        allowed = {
+            "embedded": {"host", "port"},
+            "http": {"url"},
+            "redis": {"host", "port"},
+            "hosted": {"url"},
+        }[self.kind] | {"kind"}
+        for key in sorted(given - allowed):
+            raise _KeyProblem(
+                key,
+                f"'{key}' is not used by exchange kind '{self.kind}'",
+                f"kind '{self.kind}' takes {', '.join(sorted(allowed - {'kind'}))}",
+            )
+        if self.kind == "http" and not self.url:
+            raise _KeyProblem("url", "exchange kind 'http' needs a url", "e.g. http://host:8700")
+        return self
+
+
 class Resource(_Strict):
     """A Parsl executor on this machine or on a batch scheduler."""
 
