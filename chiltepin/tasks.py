@@ -98,6 +98,13 @@ class TaskFunction:
         return app
 
     def _make_app(self, dfk: Any, executor: str | Sequence[str]) -> Any:
+        if self.kind == "join":
+            # Join apps only wait on other tasks: Parsl runs them in the submitting process.
+            from parsl.app.python import PythonApp
+
+            return PythonApp(
+                self._target, data_flow_kernel=dfk, join=True, executors=["_parsl_internal"]
+            )
         executors = executor if executor == "all" else _as_list(executor)
         if executors != "all":
             missing = [e for e in executors if e not in dfk.executors]
@@ -116,9 +123,7 @@ class TaskFunction:
             return BashApp(self._target, data_flow_kernel=dfk, executors=executors)
         from parsl.app.python import PythonApp
 
-        return PythonApp(
-            self._target, data_flow_kernel=dfk, executors=executors, join=self.kind == "join"
-        )
+        return PythonApp(self._target, data_flow_kernel=dfk, executors=executors)
 
 
 def merge_geometry(geometry: dict[str, int], explicit: dict[str, Any] | None) -> dict[str, Any]:

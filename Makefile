@@ -1,0 +1,30 @@
+# Quick start: `make demo` (install + main job on the local profile), `make test` (all tests).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) examples/hello_workflow.py
+
+test: install
+	bash tests/run.sh
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+lint: install
+	$(VENV)/bin/ruff check chiltepin tests benchmarks examples
+	$(VENV)/bin/ruff format --check chiltepin tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) runinfo

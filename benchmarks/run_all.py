@@ -1,0 +1,40 @@
+"""Run every benchmark in this directory and print their figures.
+
+Usage: python benchmarks/run_all.py [--quick] [--only NAME ...]
+Benchmarks that need the Slurm test cluster or podman start them via tests/infra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+#: name -> (module, arguments for --quick)
+BENCHMARKS = {
+    "startup": ("bench_startup", ["--repeat", "5"]),
+    "tasks": ("bench_tasks", ["--tasks", "300", "--rounds", "3"]),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS))
+    args = parser.parse_args()
+    for name in args.only or BENCHMARKS:
+        module, quick = BENCHMARKS[name]
+        print(f"== {name} ==", flush=True)
+        start = time.perf_counter()
+        importlib.import_module(module).main(quick if args.quick else [])
+        print(f"   ({time.perf_counter() - start:.1f} s)\n", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Resource configuration: every validation rule has a bad-input test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chiltepin.config import RemoteResource, Resource, load_resources, resource_json_schema
+from chiltepin.errors import ConfigError
+
+
+def bad(config, *fragments):
+    with pytest.raises(ConfigError) as info:
+        load_resources(config)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    assert "\n" not in message
+    return info.value
+
+
+def test_builtin_local_always_exists():
+    resources = load_resources(None)
+    assert list(resources) == ["local"]
+    assert resources["local"].provider == "localhost"
+    assert resources["local"].max_workers_per_node == 1
+
+
+def test_config_may_redefine_local():
+    resources = load_resources({"local": {"max_workers_per_node": 3}})
+    assert resources["local"].max_workers_per_node == 3
+
+
+def test_kinds_and_providers():
+    res = load_resources(
+        {
+            "htex": {"provider": "slurm", "partition": "compute", "gres": "gpu:2"},
+            "mpi": {"provider": "slurm", "mpi": True, "max_mpi_apps": 2},
+            "pbs": {"provider": "pbspro", "queue": "main", "mpi": True},
+            "remote": {"endpoint": "2f0a8ac8-2a4e-4a4b-9a8a-0d1c6a0d5f4e", "partition": "x"},
+        }
+    )
+    assert isinstance(res["htex"], Resource) and res["htex"].gres == "gpu:2"
+    assert res["mpi"].launcher_for_mpi == "srun"
+    assert res["pbs"].launcher_for_mpi == "mpiexec"
+    assert isinstance(res["remote"], RemoteResource)
+    assert res["remote"].user_endpoint_config == {"partition": "x"}
+
+
+def test_include_selects_and_unknown_include_is_an_error():
+    cfg = {"compute": {"provider": "slurm", "partition": "compute"}}
+    assert list(load_resources(cfg, include=["compute"])) == ["compute"]
+    with pytest.raises(ConfigError, match="included resource 'compte'.*did you mean 'compute'"):
+        load_resources(cfg, include=["compte"])
+
+
+def test_misspelled_key_names_file_line_entry_and_suggests(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("compute:\n  provider: slurm\n  partiton: debug\n")
+    err = bad(path, f"{path}:3", "entry 'compute'", "key 'partiton'", "did you mean 'partition'")
+    assert err.line == 3
+
+
+def test_wrong_type():
+    bad({"c": {"provider": "slurm", "partition": ["a", "b"]}}, "key 'partition'", "got a list")
+    bad({"c": {"max_blocks": "2"}}, "key 'max_blocks'", "expected int")
+    bad({"c": {"environment": "module load x"}}, "key 'environment'", "expected list")
+
+
+@pytest.mark.parametrize("key", ["nodes_per_block", "max_blocks", "cores_per_node"])
+def test_zero_or_negative_counts(key):
+    bad({"c": {"provider": "slurm", key: 0}}, f"key '{key}'", "must be > 0")
+    bad({"c": {"provider": "slurm", key: -2}}, f"key '{key}'", "must be > 0")
+
+
+def test_negative_blocks_and_block_order():
+    bad({"c": {"init_blocks": -1}}, "key 'init_blocks'", "must be >= 0")
+    bad({"c": {"min_blocks": 3, "max_blocks": 2}}, "key 'min_blocks'", "larger than max_blocks")
+
+
+@pytest.mark.parametrize("walltime", ["1h", "60", "01:60:00", "1:00"])
+def test_malformed_walltime(walltime):
+    bad({"c": {"provider": "slurm", "walltime": walltime}}, "key 'walltime'", "HH:MM:SS")
+
+
+def test_mpi_only_keys_on_non_mpi_resource():
+    bad({"c": {"max_mpi_apps": 2}}, "key 'max_mpi_apps'", "only to MPI", "mpi: true")
+    bad({"c": {"mpi_launcher": "srun"}}, "key 'mpi_launcher'", "only to MPI")
+
+
+def test_htex_only_keys_on_mpi_resource():
+    bad({"c": {"mpi": True, "max_workers_per_node": 2}}, "key 'max_workers_per_node'", "MPI")
+
+
+def test_provider_only_keys_on_wrong_provider():
+    bad({"c": {"partition": "debug"}}, "key 'partition'", "provider 'localhost'", "slurm")
+    bad({"c": {"provider": "pbspro", "constraint": "knl"}}, "key 'constraint'", "pbspro")
+    bad({"c": {"walltime": "00:10:00"}}, "key 'walltime'", "provider 'localhost'")
+
+
+def test_unknown_provider_and_launcher():
+    bad({"c": {"provider": "sge"}}, "key 'provider'", "'localhost', 'slurm' or 'pbspro'")
+    bad({"c": {"mpi": True, "mpi_launcher": "jsrun"}}, "key 'mpi_launcher'", "must be one of")
+
+
+def test_scheduler_values_cannot_inject_shell():
+    bad({"c": {"provider": "slurm", "account": "a; rm -rf ~"}}, "key 'account'", "no spaces")
+    bad({"c": {"provider": "slurm", "partition": "$(id)"}}, "key 'partition'")
+
+
+def test_entry_that_is_not_a_mapping_and_bad_names():
+    bad({"c": 3}, "entry 'c'", "must be a mapping")
+    bad({"bad name": {}}, "invalid resource name 'bad name'")
+
+
+def test_yaml_syntax_error_reports_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("compute:\n  provider: slurm\n   partition: x\n")
+    err = bad(path, "YAML syntax error", f"{path}:3")
+    assert err.line == 3
+
+
+def test_empty_and_non_mapping_files(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    bad(empty, "is empty")
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    bad(listing, "must be a mapping", "got list")
+
+
+def test_missing_file(tmp_path):
+    bad(tmp_path / "nope.yaml", "file not found")
+
+
+def test_remote_resource_needs_endpoint_value():
+    bad({"r": {"endpoint": ""}}, "key 'endpoint'", "must not be empty")
+
+
+def test_published_json_schema_matches_model():
+    schema = resource_json_schema()
+    json.dumps(schema)
+    resource = schema["$defs"]["Resource"]
+    assert resource["additionalProperties"] is False
+    assert set(resource["properties"]) == set(Resource.model_fields)
+    assert "RemoteResource" in schema["$defs"]
