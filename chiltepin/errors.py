@@ -22,12 +22,14 @@ class ConfigError(ChiltepinError, ValueError):
         *,
         source: str | None = None,
         entry: str | None = None,
+        entry_kind: str = "entry",
         key: str | None = None,
         line: int | None = None,
         hint: str | None = None,
     ) -> None:
         self.source = source
         self.entry = entry
+        self.entry_kind = entry_kind
         self.key = key
         self.line = line
         self.hint = hint
@@ -39,7 +41,7 @@ class ConfigError(ChiltepinError, ValueError):
         if self.source:
             where.append(f"{self.source}:{self.line}" if self.line else self.source)
         if self.entry:
-            where.append(f"entry '{self.entry}'")
+            where.append(f"{self.entry_kind} '{self.entry}'")
         if self.key:
             where.append(f"key '{self.key}'")
         text = ": ".join(where + [self.reason]) if where else self.reason

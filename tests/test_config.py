@@ -58,7 +58,7 @@ def test_include_selects_and_unknown_include_is_an_error():
 def test_misspelled_key_names_file_line_entry_and_suggests(tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text("compute:\n  provider: slurm\n  partiton: debug\n")
-    err = bad(path, f"{path}:3", "entry 'compute'", "key 'partiton'", "did you mean 'partition'")
+    err = bad(path, f"{path}:3", "resource 'compute'", "key 'partiton'", "did you mean 'partition'")
     assert err.line == 3
 
 
@@ -110,7 +110,7 @@ def test_scheduler_values_cannot_inject_shell():
 
 
 def test_entry_that_is_not_a_mapping_and_bad_names():
-    bad({"c": 3}, "entry 'c'", "must be a mapping")
+    bad({"c": 3}, "resource 'c'", "must be a mapping")
     bad({"bad name": {}}, "invalid resource name 'bad name'")
 
 

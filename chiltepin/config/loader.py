@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,28 @@ from pydantic import BaseModel, ValidationError
 
 from chiltepin.errors import ConfigError, did_you_mean
 
-LineMap = dict[tuple[str, ...], int]
+Path_ = tuple[str, ...]
+LineMap = dict[Path_, int]
+
+
+@dataclass
+class Origin:
+    """Where each value of a document came from: key path -> (file, line)."""
+
+    source: str
+    places: dict[Path_, tuple[str, int | None]] = field(default_factory=dict)
+
+    @classmethod
+    def of_file(cls, source: str, lines: LineMap) -> Origin:
+        return cls(source, {path: (source, line) for path, line in lines.items()})
+
+    def locate(self, path: Path_) -> tuple[str, int | None]:
+        """The file and line of ``path``, or of its nearest enclosing key."""
+        for end in range(len(path), 0, -1):
+            place = self.places.get(path[:end])
+            if place:
+                return place
+        return self.source, None
 
 
 def read_yaml(path: str | Path) -> tuple[Any, LineMap]:
@@ -45,7 +67,7 @@ def parse_yaml(text: str, source: str) -> tuple[Any, LineMap]:
     return data, lines
 
 
-def _collect_lines(node: yaml.Node, path: tuple[str, ...], lines: LineMap) -> None:
+def _collect_lines(node: yaml.Node, path: Path_, lines: LineMap) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = (*path, str(key_node.value))
@@ -67,46 +89,63 @@ def require_mapping(data: Any, source: str, what: str, entry: str | None = None)
     return data
 
 
+Describe = Callable[[Path_], tuple[str | None, str | None, str]]
+
+
 def validate_model(
     model: type[BaseModel],
     data: Any,
     *,
-    source: str,
-    entry: str,
-    path: tuple[str, ...] = (),
-    lines: LineMap | None = None,
+    origin: Origin,
+    path: Path_ = (),
+    entry: str | None = None,
+    entry_kind: str = "entry",
+    describe: Describe | None = None,
 ) -> Any:
-    """Validate ``data`` against ``model``; raise a ConfigError for the first problem."""
+    """Validate ``data`` (found at ``path`` of a document) against ``model``.
+
+    The first problem becomes a ConfigError naming file, line, entry and key. ``describe``
+    maps an error's full key path to (entry, key, entry_kind); by default the entry is
+    ``entry`` and the key is the path below ``path``.
+    """
+
+    def where(full: Path_) -> tuple[str | None, str | None, str]:
+        if describe:
+            return describe(full)
+        rel = full[len(path) :]
+        return entry, ".".join(rel) or None, entry_kind
+
     if not isinstance(data, Mapping):
+        source, line = origin.locate(path)
+        name, _, kind = where(path)
         raise ConfigError(
             f"settings must be a mapping, got {_type_name(data)}",
             source=source,
-            entry=entry,
-            line=(lines or {}).get(path),
+            entry=name,
+            entry_kind=kind,
+            line=line,
         )
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:
-        raise _to_config_error(exc, model, source, entry, path, lines or {}) from None
+        raise _to_config_error(exc, model, origin, path, where) from None
 
 
 def _to_config_error(
     exc: ValidationError,
     model: type[BaseModel],
-    source: str,
-    entry: str,
-    path: tuple[str, ...],
-    lines: LineMap,
+    origin: Origin,
+    path: Path_,
+    where: Callable[[Path_], tuple[str | None, str | None, str]],
 ) -> ConfigError:
     err = exc.errors()[0]
-    loc = tuple(str(p) for p in err["loc"])
-    key = ".".join(loc) if loc else None
+    loc = tuple(str(p) for p in err["loc"] if not str(p).startswith("function-"))
     hint = None
     ctx = err.get("ctx") or {}
     cause = ctx.get("error")
     if cause is not None and hasattr(cause, "key"):
-        key, message, hint = cause.key, cause.message, cause.hint
-        loc = (cause.key,)
+        message, hint = cause.message, cause.hint
+        loc = (*loc, cause.key)
     elif err["type"] == "extra_forbidden":
         fields = _fields_at(model, loc[:-1])
         message = "unknown key"
@@ -115,11 +154,13 @@ def _to_config_error(
         message = "required key is missing"
     elif err["type"] == "literal_error":
         message = f"must be one of {ctx.get('expected')}, got {err['input']!r}"
-    elif err["type"] in ("greater_than", "greater_than_equal"):
-        bound = "> " + str(ctx.get("gt")) if "gt" in ctx else ">= " + str(ctx.get("ge"))
+    elif err["type"] in ("greater_than", "greater_than_equal", "less_than_equal"):
+        bound = next(
+            f"{op} {ctx[k]}" for k, op in (("gt", ">"), ("ge", ">="), ("le", "<=")) if k in ctx
+        )
         message = f"must be {bound}, got {err['input']!r}"
     elif err["type"] == "string_pattern_mismatch":
-        message = f"{err['input']!r} contains characters a scheduler value may not have"
+        message = f"{err['input']!r} contains characters this value may not have"
         hint = "use letters, digits and . , : = + - _ only; no spaces, quotes or '$'"
     elif err["type"] == "string_too_short":
         message = "must not be empty"
@@ -130,27 +171,41 @@ def _to_config_error(
         message = err["msg"].removeprefix("Value error, ")
     more = len(exc.errors()) - 1
     if more:
-        message += f" (and {more} more problem{'s' if more > 1 else ''} in this entry)"
-    line = lines.get((*path, *loc)) or lines.get((*path, *loc[:1])) or lines.get(path)
-    return ConfigError(message, source=source, entry=entry, key=key, line=line, hint=hint)
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    full = (*path, *loc)
+    source, line = origin.locate(full)
+    entry, key, kind = where(full)
+    return ConfigError(
+        message, source=source, entry=entry, entry_kind=kind, key=key, line=line, hint=hint
+    )
 
 
-def _fields_at(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
+def _fields_at(model: type[BaseModel], loc: Path_) -> list[str]:
     current: Any = model
     for part in loc:
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
+        fields = getattr(current, "model_fields", None)
+        if fields is None:
+            continue  # a dict level (e.g. executor names): stay on the value model
+        field_info = fields.get(part)
+        if field_info is None:
             return []
-        annotation = field.annotation
-        for arg in (annotation, *getattr(annotation, "__args__", ())):
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
-                current = arg
-                break
+        current = _model_in(field_info.annotation) or current
     return list(getattr(current, "model_fields", {}))
 
 
+def _model_in(annotation: Any) -> Any:
+    """The BaseModel class inside an annotation (X, X | None, dict[str, X])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found:
+            return found
+    return None
+
+
 def _type_name(value: Any) -> str:
-    return {
+    names = {
         list: "a list",
         dict: "a mapping",
         str: "a string",
@@ -158,4 +213,5 @@ def _type_name(value: Any) -> str:
         int: "an integer",
         float: "a number",
         type(None): "nothing",
-    }.get(type(value), type(value).__name__)
+    }
+    return names.get(type(value), type(value).__name__)

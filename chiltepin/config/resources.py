@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from chiltepin.config.loader import LineMap, read_yaml, require_mapping, validate_model
+from chiltepin.config.loader import LineMap, Origin, read_yaml, require_mapping, validate_model
 from chiltepin.config.schema import NAME_RE, AnyResource, RemoteResource, Resource
 from chiltepin.errors import ConfigError, did_you_mean
 
@@ -50,7 +50,7 @@ def load_resources(
     resources: dict[str, AnyResource] = {LOCAL_NAME: Resource.model_validate(BUILTIN_LOCAL)}
     for name, settings in data.items():
         resources[check_name(name, source, lines)] = parse_resource(
-            settings, source=source, entry=str(name), path=(str(name),), lines=lines
+            settings, origin=Origin.of_file(source, lines), name=str(name)
         )
     return select(resources, include, source)
 
@@ -58,14 +58,21 @@ def load_resources(
 def parse_resource(
     settings: Any,
     *,
-    source: str,
-    entry: str,
-    path: tuple[str, ...] = (),
-    lines: LineMap | None = None,
+    origin: Origin,
+    name: str,
+    path: tuple[str, ...] | None = None,
+    entry_kind: str = "resource",
 ) -> AnyResource:
     """Validate one resource's settings (a Globus Compute endpoint if it names one)."""
     model = RemoteResource if isinstance(settings, Mapping) and "endpoint" in settings else Resource
-    return validate_model(model, settings, source=source, entry=entry, path=path, lines=lines)
+    return validate_model(
+        model,
+        settings,
+        origin=origin,
+        path=(name,) if path is None else path,
+        entry=name,
+        entry_kind=entry_kind,
+    )
 
 
 def check_name(name: Any, source: str, lines: LineMap) -> str:

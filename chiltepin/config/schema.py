@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -21,6 +21,15 @@ WALLTIME_RE = re.compile(r"^\d+:[0-5]\d:[0-5]\d$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 Provider = Literal["localhost", "slurm", "pbspro"]
+
+
+def _check_walltime(value: str) -> str:
+    if not WALLTIME_RE.match(value):
+        raise ValueError(f"walltime must be HH:MM:SS, got {value!r} (e.g. '01:30:00')")
+    return value
+
+
+Walltime = Annotated[str, AfterValidator(_check_walltime)]
 
 # Keys that only some providers understand; anything else is provider-neutral.
 PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
@@ -109,7 +118,7 @@ class Resource(_Strict):
     partition: SchedulerToken | None = None
     queue: SchedulerToken | None = Field(default=None, description="Slurm QOS or PBS queue")
     account: SchedulerToken | None = None
-    walltime: str = Field(default="01:00:00", description="HH:MM:SS")
+    walltime: Walltime = Field(default="01:00:00", description="HH:MM:SS")
     environment: list[str] = Field(
         default_factory=list, description="Shell lines run before workers start"
     )
@@ -122,13 +131,6 @@ class Resource(_Strict):
     scheduler_options: str | None = None
     retries: NonNegativeInt = 0
     container: ContainerSettings | None = None
-
-    @field_validator("walltime")
-    @classmethod
-    def _walltime(cls, value: str) -> str:
-        if not WALLTIME_RE.match(value):
-            raise ValueError(f"walltime must be HH:MM:SS, got {value!r} (e.g. '01:30:00')")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Resource:
