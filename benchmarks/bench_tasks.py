@@ -18,7 +18,6 @@ from parsl import python_app
 from chiltepin import Workflow
 from chiltepin.tasks import python_task
 
-
 # Workers import this module to unpickle the task function.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     filter(None, [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")])

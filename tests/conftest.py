@@ -22,6 +22,10 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 sys.path.insert(0, str(TESTS))
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
+# Tests never read the user's own site overrides.
+os.environ["XDG_CONFIG_HOME"] = str(Path(__import__("tempfile").mkdtemp(prefix="chiltepin-xdg-")))
+os.environ.pop("CHILTEPIN_SITE_PATH", None)
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 PARSL_PROCESS_MARKERS = ("interchange.py", "process_worker_pool.py")

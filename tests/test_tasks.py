@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import task_support as ts
-from conftest import parsl_processes
 
 from chiltepin import Workflow
 from chiltepin.errors import ConfigError

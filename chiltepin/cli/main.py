@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from chiltepin._version import __version__
 
 #: Command group modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ("chiltepin.cli.config_cmd",)
+COMMAND_MODULES = ("chiltepin.cli.config_cmd", "chiltepin.cli.site_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChiltepinError as exc:
         print(f"chiltepin: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Output piped into e.g. `head`: stop quietly, like other command-line tools.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("chiltepin: interrupted", file=sys.stderr)
         return 130

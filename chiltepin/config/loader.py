@@ -182,13 +182,15 @@ def _to_config_error(
 
 def _fields_at(model: type[BaseModel], loc: Path_) -> list[str]:
     current: Any = model
+    skip_key = False
     for part in loc:
-        fields = getattr(current, "model_fields", None)
-        if fields is None:
-            continue  # a dict level (e.g. executor names): stay on the value model
-        field_info = fields.get(part)
+        if skip_key:  # a name inside a mapping such as executors: {name: ...}
+            skip_key = False
+            continue
+        field_info = getattr(current, "model_fields", {}).get(part)
         if field_info is None:
             return []
+        skip_key = getattr(field_info.annotation, "__origin__", None) is dict
         current = _model_in(field_info.annotation) or current
     return list(getattr(current, "model_fields", {}))
 

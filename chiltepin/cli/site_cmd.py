@@ -1,0 +1,104 @@
+"""``chiltepin site``: list, show, validate and detect site profiles."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser("site", help="site profiles (clusters)")
+    group.set_defaults(group_parser=group)
+    cmds = group.add_subparsers(metavar="SUBCOMMAND")
+
+    cmds.add_parser("list", help="list known sites").set_defaults(handler=_list)
+
+    show = cmds.add_parser("show", help="show a site's profile")
+    show.add_argument("name")
+    show.add_argument(
+        "--resolved",
+        action="store_true",
+        help="show each executor as it will be used, with where each value came from",
+    )
+    show.set_defaults(handler=_show)
+
+    validate = cmds.add_parser("validate", help="validate one site or file (default: all)")
+    validate.add_argument("target", nargs="?", help="site name or profile file")
+    validate.set_defaults(handler=_validate)
+
+    cmds.add_parser("detect", help="which site profile matches this host").set_defaults(
+        handler=_detect
+    )
+
+    schema = cmds.add_parser("schema", help="print the JSON Schema of site profiles")
+    schema.set_defaults(handler=_schema)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from chiltepin.sites import SiteRegistry
+
+    registry = SiteRegistry()
+    for name in registry.names():
+        site = registry.load(name)
+        print(f"{name:14s} {site.profile.description}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    import yaml
+
+    from chiltepin.sites import load_site
+
+    site = load_site(args.name)
+    print(f"# site {site.name} from: {', '.join(site.files)}")
+    if not args.resolved:
+        data = site.profile.model_dump(exclude_none=True, exclude_defaults=True)
+        print(yaml.safe_dump(data, sort_keys=False).rstrip())
+        return 0
+    print(f"exchange: {site.exchange.model_dump(exclude_none=True)}")
+    for name in site.executor_names:
+        resource, where = site.resolve(name)
+        print(f"{name}:")
+        for key, value in resource.model_dump().items():
+            if value is None or value == []:
+                continue
+            label, source, line = where[key]
+            origin = f"{label} ({source}:{line})" if source else label
+            print(f"  {key}: {json.dumps(value)}  # {origin}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from chiltepin.sites import SiteRegistry
+
+    registry = SiteRegistry()
+    target = args.target
+    if target and (target.endswith((".yaml", ".yml")) or Path(target).is_file()):
+        site = registry.load_file(target)
+        print(f"{target}: valid site '{site.name}' ({len(site.executor_names)} executors)")
+        return 0
+    for name in [target] if target else registry.names():
+        site = registry.load(name)
+        print(f"{name}: valid ({', '.join(site.executor_names)})")
+    return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    import socket
+
+    from chiltepin.sites import SiteRegistry
+
+    name = SiteRegistry().detect()
+    if name is None:
+        print(f"no site profile matches host '{socket.gethostname()}'; use --site local")
+        return 1
+    print(name)
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from chiltepin.sites.schema import profile_json_schema
+
+    print(json.dumps(profile_json_schema(), indent=2))
+    return 0
