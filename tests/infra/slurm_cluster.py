@@ -1,0 +1,134 @@
+"""Drive the real Slurm test cluster of ``tests/infra/slurm.sh`` from Python.
+
+Stdlib only, so pytest fixtures (or anything else) can import it::
+
+    from tests.infra import slurm_cluster   # or put tests/infra on sys.path
+
+    env = slurm_cluster.start()      # {"SLURM_CONF": ..., "CHILTEPIN_SLURM_STATE": ...}
+    os.environ.update(env)
+    ...
+    assert slurm_cluster.leftover_jobs() == []
+    slurm_cluster.stop()
+
+The state directory is ``$CHILTEPIN_SLURM_STATE`` (default ``/tmp/chiltepin-slurm``).
+Nodes ``node1``..``node4`` (4 CPUs each); partitions ``service``, ``compute``
+(default) and ``debug`` share them.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().with_name("slurm.sh")
+
+NODES = ("node1", "node2", "node3", "node4")
+CPUS_PER_NODE = 4
+PARTITIONS = ("service", "compute", "debug")
+DEFAULT_PARTITION = "compute"
+
+
+class SlurmClusterError(RuntimeError):
+    """``slurm.sh`` failed; the message carries its output."""
+
+
+def _run(command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    try:
+        result = subprocess.run(
+            ["bash", str(SCRIPT), command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise SlurmClusterError(f"slurm.sh {command} timed out after {timeout} s") from exc
+    if result.returncode != 0 and command != "status":
+        raise SlurmClusterError(
+            f"slurm.sh {command} failed (exit {result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+    return result
+
+
+def env() -> dict[str, str]:
+    """The variables clients need (``SLURM_CONF``, ``CHILTEPIN_SLURM_STATE``)."""
+    out: dict[str, str] = {}
+    for line in _run("env", timeout=30).stdout.splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            key, _, value = words[1].partition("=")
+            out[key] = value
+    if "SLURM_CONF" not in out:
+        raise SlurmClusterError("slurm.sh env printed no SLURM_CONF")
+    return out
+
+
+def start(timeout: float = 900) -> dict[str, str]:
+    """Start the cluster (installing packages on first use); return env vars to set.
+
+    Quick (well under 2 s) when the cluster is already up and healthy.
+    The timeout covers a first-time ``apt-get install``.
+    """
+    _run("start", timeout=timeout)
+    return env()
+
+
+def stop(timeout: float = 120) -> None:
+    """Cancel every job and stop every daemon of the cluster. Idempotent."""
+    _run("stop", timeout=timeout)
+
+
+def is_running() -> bool:
+    """True when every daemon runs and every node can take jobs."""
+    return _run("status", timeout=30).returncode == 0
+
+
+def leftover_jobs(wait: float = 15) -> list[str]:
+    """One ``squeue`` line per job still in the queue (pending, running, completing...).
+
+    Finished jobs are not listed. A job that is only COMPLETING (being
+    cancelled or cleaned up) is given up to ``wait`` seconds to leave the queue;
+    a pending or running job is reported at once.
+    """
+    cluster_env = {**os.environ, **env()}
+    deadline = time.monotonic() + wait
+    while True:
+        result = subprocess.run(
+            ["squeue", "-h", "-o", "%i %T %P %u %M %D %j %R"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=cluster_env,
+            stdin=subprocess.DEVNULL,
+        )
+        if result.returncode != 0:
+            raise SlurmClusterError(f"squeue failed: {result.stderr.strip()}")
+        lines = [line for line in result.stdout.splitlines() if line.strip()]
+        only_completing = all(line.split()[1] == "COMPLETING" for line in lines)
+        if not lines or not only_completing or time.monotonic() >= deadline:
+            return lines
+        time.sleep(0.25)
+
+
+def cancel_all(timeout: float = 30) -> None:
+    """``scancel`` every job (for fixtures that clean up before failing a test)."""
+    cluster_env = {**os.environ, **env()}
+    ids = subprocess.run(
+        ["squeue", "-h", "-o", "%i"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cluster_env,
+        stdin=subprocess.DEVNULL,
+    ).stdout.split()
+    if ids:
+        subprocess.run(
+            ["scancel", *ids],
+            capture_output=True,
+            timeout=timeout,
+            env=cluster_env,
+            stdin=subprocess.DEVNULL,
+        )
