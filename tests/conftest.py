@@ -72,3 +72,28 @@ def no_leftovers():
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     return tmp_path / "runinfo"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The project's loopback Slurm cluster (tests/infra/slurm.sh), started once."""
+    sys.path.insert(0, str(TESTS / "infra"))
+    import slurm_cluster as cluster
+
+    try:
+        env = cluster.start()
+    except (cluster.SlurmClusterError, OSError) as exc:
+        require(False, f"the Slurm test cluster ({exc})")
+    os.environ.update(env)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def slurm(slurm_cluster, no_leftovers):
+    """Per test: the cluster, and a check that no job outlives the test."""
+    yield slurm_cluster
+    left = slurm_cluster.leftover_jobs(wait=30)
+    if left:
+        slurm_cluster.cancel_all()
+    assert not left, f"scheduler jobs left behind: {left}"
