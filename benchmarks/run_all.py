@@ -19,6 +19,7 @@ sys.path.insert(0, str(HERE))
 BENCHMARKS = {
     "startup": ("bench_startup", ["--repeat", "5"]),
     "tasks": ("bench_tasks", ["--tasks", "300", "--rounds", "3"]),
+    "slurm": ("bench_slurm", ["--tasks", "100", "--rounds", "1"]),
 }
 
 
