@@ -32,3 +32,36 @@ def test_second_workflow_in_same_process_is_refused(tmp_path, no_leftovers):
         other = Workflow(include=["local"], run_dir=tmp_path / "b")
         with pytest.raises(ConfigError, match="already running"):
             other.start()
+
+
+def test_remote_resource_without_globus_login_is_a_clear_error(tmp_path, monkeypatch):
+    # Up to the Globus boundary: no tokens and no client credentials on this machine.
+    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", str(tmp_path / "gc"))
+    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_ID", raising=False)
+    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_SECRET", raising=False)
+    wf = Workflow(
+        {"remote": {"endpoint": "2f0a8ac8-2a4e-4a4b-9a8a-0d1c6a0d5f4e", "partition": "x"}},
+        include=["remote"],
+        run_dir=tmp_path / "r",
+    )
+    with pytest.raises(ConfigError, match="resource 'remote'.*needs a Globus login"):
+        wf.start()
+    assert wf.dfk is None
+
+
+def test_remote_endpoint_by_unknown_local_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", str(tmp_path / "gc"))
+    wf = Workflow({"remote": {"endpoint": "my-endpoint"}}, include=["remote"], run_dir=tmp_path)
+    with pytest.raises(ConfigError, match="endpoint 'my-endpoint' is neither a UUID"):
+        wf.start()
+
+
+def test_run_dirs_are_unique_and_log_options_apply(tmp_path):
+    a, b = Workflow(), Workflow()
+    assert a.run_dir != b.run_dir
+    log = tmp_path / "wf.log"
+    with Workflow(include=["local"], run_dir=tmp_path / "r", log_file=log, log_level="DEBUG"):
+        assert ts.add(1, 2).result(timeout=60) == 3
+    assert "DataFlowKernel" in log.read_text()
+    with pytest.raises(ConfigError, match="unknown log level 'LOUD'"):
+        Workflow(log_level="LOUD")

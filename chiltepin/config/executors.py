@@ -51,8 +51,10 @@ def _globus_compute(name: str, res: RemoteResource) -> ParslExecutor:
     from parsl.executors import GlobusComputeExecutor
 
     from chiltepin.endpoint_ids import resolve_endpoint_id
+    from chiltepin.globus_auth import ensure_logged_in
 
     endpoint_id = resolve_endpoint_id(res.endpoint)
+    ensure_logged_in(f"resource '{name}' (Globus Compute endpoint {endpoint_id})")
     return GlobusComputeExecutor(
         executor=Executor(endpoint_id=endpoint_id, user_endpoint_config=res.user_endpoint_config),
         label=name,
