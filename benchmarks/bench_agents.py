@@ -1,0 +1,179 @@
+"""Agents: action round trip through a chiltepin agent vs a plain Academy agent, and
+launch-to-first-action time.
+
+Both agents run on the same local HTEX executor and talk through the same exchange (the
+embedded HTTP exchange that AgentSystem starts). Round trips are sequential calls of an
+async ``echo`` action; the chiltepin agent's sync action (run in a thread) is measured
+too. Launch-to-first-action covers registration, the Parsl submission, the agent's start
+(for a chiltepin agent: starting its own workflow) and the first reply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# Workers unpickle the agent classes below by reference when this runs as bench_agents.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+
+from academy.agent import Agent, action  # noqa: E402
+from academy.manager import Manager  # noqa: E402
+
+from chiltepin import AgentSystem, Workflow  # noqa: E402
+from chiltepin.agents import agent_action, chiltepin_agent  # noqa: E402
+from chiltepin.tasks import python_task  # noqa: E402
+
+MANAGER_CONFIG = {
+    "manager-executor": {
+        "provider": "localhost",
+        "max_workers_per_node": 4,
+        "cores_per_worker": 0.25,
+        "init_blocks": 1,
+    }
+}
+IDLE_CONFIG = {"idle": {"provider": "localhost", "init_blocks": 0}}  # a workflow, no workers
+COMPUTE_CONFIG = {"compute": {"provider": "localhost", "max_workers_per_node": 1, "init_blocks": 1}}
+
+
+class PlainEcho(Agent):
+    @action
+    async def echo(self, value: int) -> int:
+        return value
+
+
+@chiltepin_agent()
+class ChiltepinEcho:
+    @agent_action
+    async def echo(self, value: int) -> int:
+        return value
+
+    @agent_action
+    def echo_sync(self, value: int) -> int:
+        return value
+
+    @agent_action
+    @python_task
+    def echo_task(self, value: int) -> int:
+        return value
+
+
+async def round_trips(call, calls: int, warmup: int = 20) -> list[float]:
+    for i in range(warmup):
+        await call(i)
+    times = []
+    for i in range(calls):
+        start = time.perf_counter()
+        await call(i)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def summary(times: list[float]) -> tuple[float, float]:
+    ordered = sorted(times)
+    return statistics.median(ordered) * 1e3, ordered[int(0.95 * (len(ordered) - 1))] * 1e3
+
+
+async def launch_to_first(launch, call) -> tuple[float, object]:
+    start = time.perf_counter()
+    handle = await launch()
+    await call(handle)
+    return time.perf_counter() - start, handle
+
+
+async def run(calls: int, run_root: str) -> dict:
+    workflow = Workflow(MANAGER_CONFIG, run_dir=f"{run_root}/manager", include=["manager-executor"])
+    workflow.start()
+    try:
+        system = AgentSystem(workflow, ["manager-executor"])
+        async with await system.manager() as manager:
+            from chiltepin.agents._pool import pool_executors
+
+            plain_manager = await Manager.from_exchange_factory(
+                manager.exchange_factory,
+                executors=pool_executors(workflow.dfk, ["manager-executor"]),
+                default_executor="manager-executor",
+            )
+            async with plain_manager:
+                # Warm the executor's worker pool so both launches start from the same state.
+                warm = await plain_manager.launch(PlainEcho)
+                await warm.echo(0)
+                await plain_manager.shutdown(warm)
+
+                plain_first, plain = await launch_to_first(
+                    lambda: plain_manager.launch(PlainEcho), lambda h: h.echo(0)
+                )
+                ours_first, ours = await launch_to_first(
+                    lambda: manager.launch(
+                        ChiltepinEcho,
+                        agent_workflow_config=IDLE_CONFIG,
+                        agent_workflow_include=["idle"],
+                        agent_workflow_run_dir=f"{run_root}/echo",
+                    ),
+                    lambda h: h.echo(0),
+                )
+                plain_rt = summary(await round_trips(plain.echo, calls))
+                ours_rt = summary(await round_trips(ours.echo, calls))
+                sync_rt = summary(await round_trips(ours.echo_sync, calls))
+                await manager.shutdown(ours)
+                await plain_manager.shutdown(plain)
+
+                task_first, tasker = await launch_to_first(
+                    lambda: manager.launch(
+                        ChiltepinEcho,
+                        agent_workflow_config=COMPUTE_CONFIG,
+                        agent_workflow_include=["compute"],
+                        agent_workflow_run_dir=f"{run_root}/tasker",
+                    ),
+                    lambda h: h.echo_task(0),
+                )
+                task_rt = summary(await round_trips(tasker.echo_task, max(calls // 5, 20), 5))
+                await manager.shutdown(tasker)
+    finally:
+        workflow.cleanup()
+    return {
+        "plain_rt_ms": plain_rt,
+        "chiltepin_rt_ms": ours_rt,
+        "chiltepin_sync_rt_ms": sync_rt,
+        "chiltepin_task_rt_ms": task_rt,
+        "plain_first_s": plain_first,
+        "chiltepin_first_s": ours_first,
+        "chiltepin_first_task_s": task_first,
+    }
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=500, help="round trips per agent")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-agents-") as run_root:
+        r = asyncio.run(run(args.calls, run_root))
+
+    def line(label: str, key: str) -> None:
+        median, p95 = r[key]
+        print(f"  {label:<36}: {median:6.2f} / {p95:6.2f}")
+
+    print(f"action round trip, {args.calls} sequential calls (median / p95, ms):")
+    line("plain Academy agent, async action", "plain_rt_ms")
+    line("chiltepin agent, async action", "chiltepin_rt_ms")
+    line("chiltepin agent, sync action", "chiltepin_sync_rt_ms")
+    line("chiltepin agent, task action", "chiltepin_task_rt_ms")
+    median = r["chiltepin_rt_ms"][0] / r["plain_rt_ms"][0]
+    p95 = r["chiltepin_rt_ms"][1] / r["plain_rt_ms"][1]
+    print(f"  {'ratio chiltepin/plain, async':<36}: {median:6.2f}x median, {p95:.2f}x p95")
+    print("launch to first action (s):")
+    print(f"  {'plain Academy agent':<36}: {r['plain_first_s']:6.2f}")
+    print(f"  {'chiltepin agent (own idle workflow)':<36}: {r['chiltepin_first_s']:6.2f}")
+    print(f"  {'chiltepin agent, first task action':<36}: {r['chiltepin_first_task_s']:6.2f}")
+    return r
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+    sys.exit(0)

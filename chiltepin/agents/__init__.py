@@ -1,0 +1,69 @@
+"""Long-running agents (Academy) that run their own Parsl workflows.
+
+Write a plain class, decorate it, and launch it through an :class:`AgentSystem`::
+
+    from chiltepin.agents import chiltepin_agent, agent_action, agent_loop
+
+    @chiltepin_agent(agent_workflow_include=["compute"])
+    class Model:
+        @agent_action
+        @python_task
+        def forecast(self) -> str: ...
+
+    async with await AgentSystem(workflow, ["service"]).manager() as manager:
+        model = await manager.launch(Model, agent_workflow_config=cfg, executor="service")
+        print(await model.forecast())
+
+Names are imported on first use; importing this package does not import Parsl.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chiltepin.agents.behaviour import ChiltepinAgent
+    from chiltepin.agents.decorators import agent_action, agent_loop, chiltepin_agent
+    from chiltepin.agents.errors import AgentFailedError
+    from chiltepin.agents.exchange import EmbeddedExchange
+    from chiltepin.agents.handle import AgentHandle
+    from chiltepin.agents.manager import ChiltepinManager
+    from chiltepin.agents.system import AgentSystem
+
+_LAZY = {
+    "agent_action": "chiltepin.agents.decorators",
+    "agent_loop": "chiltepin.agents.decorators",
+    "chiltepin_agent": "chiltepin.agents.decorators",
+    "AgentFailedError": "chiltepin.agents.errors",
+    "AgentHandle": "chiltepin.agents.handle",
+    "AgentSystem": "chiltepin.agents.system",
+    "ChiltepinAgent": "chiltepin.agents.behaviour",
+    "ChiltepinManager": "chiltepin.agents.manager",
+    "EmbeddedExchange": "chiltepin.agents.exchange",
+}
+
+__all__ = [
+    "AgentFailedError",
+    "AgentHandle",
+    "AgentSystem",
+    "ChiltepinAgent",
+    "ChiltepinManager",
+    "EmbeddedExchange",
+    "agent_action",
+    "agent_loop",
+    "chiltepin_agent",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'chiltepin.agents' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

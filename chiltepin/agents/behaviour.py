@@ -1,0 +1,339 @@
+"""The Academy agent generated for a ``@chiltepin_agent`` class.
+
+The generated class subclasses :class:`ChiltepinAgent` (an ``academy.agent.Agent``) and
+*holds* an instance of the user's plain class: state lives there, so task methods receive
+a plain picklable ``self`` with no Academy or Parsl objects in it. The generated class
+takes the user class's name, module and qualified name (so it pickles by reference and
+Academy discovery by class works); the user class stays reachable as ``<Name>.Behaviour``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import inspect
+import logging
+from typing import Any, ClassVar
+
+from academy.agent import Agent, action, loop
+
+from chiltepin.agents.decorators import (
+    ACTION,
+    LOOP,
+    academy_decorator_message,
+    academy_kind_of,
+    role_of,
+)
+from chiltepin.agents.spec import SPEC_KWARG, AgentWorkflowSpec
+from chiltepin.tasks import TaskFunction
+
+logger = logging.getLogger(__name__)
+
+DEFINITION_ATTR = "__chiltepin_agent__"
+BEHAVIOUR_ATTR = "Behaviour"
+# Names a handle answers itself, so an action with that name could not be called.
+_HANDLE_NAMES = frozenset({"action", "ping", "shutdown", "agent_stats", "agent_status"})
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentDefinition:
+    """What ``@chiltepin_agent`` recorded about a class."""
+
+    include: tuple[str, ...] | None
+    run_dir: str | None
+    actions: dict[str, str]  # name -> "task" | "async" | "sync"
+    loops: tuple[str, ...]
+
+
+class ChiltepinAgent(Agent):
+    """Base of every generated agent class; not subclassed by hand.
+
+    Starts the agent's Workflow in ``agent_on_startup`` (in a thread) and always cleans it
+    up: in ``agent_on_shutdown``, or at once if startup fails.
+    """
+
+    Behaviour: ClassVar[type]
+    __chiltepin_agent__: ClassVar[AgentDefinition]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if DEFINITION_ATTR not in cls.__dict__:
+            parents = [b for b in cls.__mro__[1:] if DEFINITION_ATTR in b.__dict__]
+            if parents:
+                parent = parents[0].__name__
+                raise TypeError(
+                    f"cannot subclass the chiltepin agent '{parent}': put the shared methods "
+                    f"in a plain (undecorated) base class, e.g. 'class {parent}Base: ...', and "
+                    f"decorate each subclass of it with @chiltepin_agent()"
+                )
+            raise TypeError(
+                "do not subclass ChiltepinAgent: write a plain class and decorate it with "
+                "@chiltepin_agent()"
+            )
+        super().__init_subclass__(**kwargs)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        spec = kwargs.pop(SPEC_KWARG, None)
+        super().__init__()
+        definition = type(self).__chiltepin_agent__
+        if spec is None:  # launched by a plain Academy Manager: decorator defaults
+            spec = AgentWorkflowSpec(
+                include=definition.include,
+                run_dir=definition.run_dir,
+                agent_name=type(self).__name__,
+            )
+        self._chiltepin_spec: AgentWorkflowSpec = spec
+        self._chiltepin_workflow: Any = None
+        self._chiltepin_running: set[asyncio.Task[Any]] = set()
+        self._behaviour = type(self).Behaviour(*args, **kwargs)
+
+    @property
+    def behaviour(self) -> Any:
+        """The instance of the user's class that holds the agent's state."""
+        return self._behaviour
+
+    @property
+    def workflow(self) -> Any:
+        """The agent's running Workflow (None before startup and after shutdown)."""
+        return self._chiltepin_workflow
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    async def agent_on_startup(self) -> None:
+        spec = self._chiltepin_spec
+
+        def start() -> None:
+            workflow = spec.create_workflow()
+            self._chiltepin_workflow = workflow
+            workflow.start()
+
+        starting = asyncio.ensure_future(asyncio.to_thread(start))
+        try:
+            await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await starting  # let the thread finish before cleaning up after it
+            await self._stop_workflow()
+            raise
+        except BaseException:
+            await self._stop_workflow()
+            raise
+        workflow = self._chiltepin_workflow
+        logger.info(
+            "agent %s started its workflow (%s) in %s",
+            type(self).__name__,
+            ", ".join(workflow.executor_names),
+            workflow.run_dir,
+        )
+
+    async def agent_on_shutdown(self) -> None:
+        try:
+            await self._stop_running()
+        finally:
+            await self._stop_workflow()
+
+    @action
+    async def agent_workflow_info(self) -> dict[str, Any]:
+        """The agent's own workflow: run directory, executors, site."""
+        workflow = self._chiltepin_workflow
+        return {
+            "run_dir": workflow.run_dir if workflow is not None else None,
+            "executors": list(workflow.executor_names) if workflow is not None else [],
+            "site": self._chiltepin_spec.site,
+            "running": workflow is not None and workflow.dfk is not None,
+        }
+
+    async def _stop_running(self) -> None:
+        # Actions and loops may be using the workflow: stop them before it goes away.
+        # (Academy cancels them right after this callback anyway.)
+        current = asyncio.current_task()
+        running = [t for t in self._chiltepin_running if t is not current and not t.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=10)
+
+    async def _stop_workflow(self) -> None:
+        workflow, self._chiltepin_workflow = self._chiltepin_workflow, None
+        if workflow is None:
+            return
+        await asyncio.to_thread(workflow.cleanup)
+        logger.info("agent %s cleaned up its workflow", type(self).__name__)
+
+    @contextlib.contextmanager
+    def _tracked(self) -> Any:
+        task = asyncio.current_task()
+        if task is not None:
+            self._chiltepin_running.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._chiltepin_running.discard(task)
+
+
+async def await_future(future: concurrent.futures.Future) -> Any:
+    """Await a concurrent (e.g. Parsl) future without blocking the loop.
+
+    Unlike ``asyncio.wrap_future``, cancelling the waiter never calls ``future.cancel()``
+    (Parsl futures raise NotImplementedError there).
+    """
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[Any] = loop.create_future()
+
+    def copy_result(done: concurrent.futures.Future) -> None:
+        if waiter.done():
+            return
+        exc = done.exception()
+        if exc is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(done.result())
+
+    def on_done(done: concurrent.futures.Future) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(copy_result, done)
+
+    future.add_done_callback(on_done)
+    return await waiter
+
+
+async def _settle(result: Any) -> Any:
+    if isinstance(result, concurrent.futures.Future):
+        return await await_future(result)
+    return result
+
+
+def build_agent_class(
+    user_cls: type, *, include: tuple[str, ...] | None, run_dir: str | None
+) -> type[ChiltepinAgent]:
+    """Generate the Academy agent class for ``user_cls`` (see the module docstring)."""
+    if not isinstance(user_cls, type):
+        raise TypeError(f"@chiltepin_agent decorates a class, got {type(user_cls).__name__}")
+    if isinstance(user_cls, type) and issubclass(user_cls, ChiltepinAgent):
+        raise TypeError(
+            f"'{user_cls.__name__}' is already a chiltepin agent: apply @chiltepin_agent "
+            "once (put include/run_dir defaults in that one decorator)"
+        )
+    if issubclass(user_cls, Agent):
+        raise TypeError(
+            f"@chiltepin_agent takes a plain class, but '{user_cls.__name__}' inherits from "
+            "academy.agent.Agent: drop that base class (chiltepin generates the Academy agent), "
+            "or run it as a native agent with academy.manager.Manager"
+        )
+    actions, loops = _scan(user_cls)
+    name, qualname, module = user_cls.__name__, user_cls.__qualname__, user_cls.__module__
+    namespace: dict[str, Any] = {
+        "__module__": module,
+        "__qualname__": qualname,
+        "__doc__": user_cls.__doc__,
+        DEFINITION_ATTR: AgentDefinition(
+            include=include,
+            run_dir=run_dir,
+            actions={n: kind for n, (kind, _) in actions.items()},
+            loops=tuple(loops),
+        ),
+        BEHAVIOUR_ATTR: user_cls,
+    }
+    for action_name, (kind, func) in actions.items():
+        namespace[action_name] = _make_action(action_name, kind, func, qualname, module)
+    for loop_name, func in loops.items():
+        namespace[loop_name] = _make_loop(loop_name, func, qualname, module)
+    agent_cls = type(name, (ChiltepinAgent,), namespace)
+    # The user class stays importable by reference (pickle/dill) under the agent's name.
+    user_cls.__qualname__ = f"{qualname}.{BEHAVIOUR_ATTR}"
+    return agent_cls
+
+
+def is_chiltepin_agent(obj: Any) -> bool:
+    return isinstance(obj, type) and DEFINITION_ATTR in getattr(obj, "__dict__", {})
+
+
+def _scan(user_cls: type) -> tuple[dict[str, tuple[str, Any]], dict[str, Any]]:
+    members: dict[str, Any] = {}
+    for klass in reversed(user_cls.__mro__[:-1]):  # base classes first, object excluded
+        members.update(vars(klass))
+    reserved = set(dir(ChiltepinAgent)) | _HANDLE_NAMES | {BEHAVIOUR_ATTR}
+    actions: dict[str, tuple[str, Any]] = {}
+    loops: dict[str, Any] = {}
+    for name, raw in members.items():
+        academy_kind = academy_kind_of(raw)
+        if academy_kind is not None:
+            raise TypeError(academy_decorator_message(name, academy_kind))
+        role = role_of(raw)
+        if role is None:
+            continue
+        if name.startswith("_"):
+            raise TypeError(
+                f"agent {role} '{name}' starts with '_', and private methods are not exposed: "
+                f"rename it (e.g. '{name.lstrip('_')}') or remove @agent_{role}"
+            )
+        if name in reserved:
+            raise TypeError(
+                f"agent {role} name '{name}' is reserved by the agent or its handles: rename it"
+            )
+        func = raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw
+        if role == LOOP:
+            loops[name] = func
+        elif role == ACTION:
+            actions[name] = (_action_kind(func), func)
+    return actions, loops
+
+
+def _action_kind(func: Any) -> str:
+    if isinstance(func, TaskFunction):
+        return "task"
+    if inspect.iscoroutinefunction(func):
+        return "async"
+    return "sync"
+
+
+def _make_action(name: str, kind: str, func: Any, owner_qualname: str, module: str) -> Any:
+    if kind == "task":
+
+        async def call(self: ChiltepinAgent, *args: Any, **kwargs: Any) -> Any:
+            with self._tracked():
+                # Submitting a Parsl app only queues it; the result is awaited off-loop.
+                future = getattr(self._behaviour, name)(*args, **kwargs)
+                return await await_future(future)
+
+    elif kind == "async":
+
+        async def call(self: ChiltepinAgent, *args: Any, **kwargs: Any) -> Any:
+            with self._tracked():
+                return await _settle(await getattr(self._behaviour, name)(*args, **kwargs))
+
+    else:
+
+        async def call(self: ChiltepinAgent, *args: Any, **kwargs: Any) -> Any:
+            with self._tracked():
+                method = getattr(self._behaviour, name)
+                return await _settle(await self.agent_run_sync(method, *args, **kwargs))
+
+    source = func.func if isinstance(func, TaskFunction) else func
+    _describe(call, name, source, owner_qualname, module)
+    call = action(call, allow_protected_name=True)
+    call.__wrapped__ = source  # signature, docs and type hints of the user's method
+    return call
+
+
+def _make_loop(name: str, func: Any, owner_qualname: str, module: str) -> Any:
+    async def run(self: ChiltepinAgent, shutdown: asyncio.Event) -> None:
+        with self._tracked():
+            await getattr(self._behaviour, name)(shutdown)
+
+    _describe(run, name, func, owner_qualname, module)
+    run.__annotations__ = {"shutdown": "asyncio.Event", "return": "None"}
+    return loop(run)
+
+
+def _describe(fn: Any, name: str, source: Any, owner_qualname: str, module: str) -> None:
+    fn.__name__ = name
+    fn.__qualname__ = f"{owner_qualname}.{name}"
+    fn.__module__ = module
+    fn.__doc__ = getattr(source, "__doc__", None)
+    annotations = getattr(source, "__annotations__", None)
+    if isinstance(annotations, dict):
+        fn.__annotations__ = dict(annotations)

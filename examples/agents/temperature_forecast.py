@@ -1,0 +1,120 @@
+"""A temperature-forecasting agent on this machine (the agents guide's complete example).
+
+The agent runs on the manager's ``manager-executor`` workers and starts its own workflow,
+whose ``compute`` resource runs the forecast tasks. Both are local processes here; on a
+cluster, point them at a batch scheduler instead (see the Configuration docs).
+
+    python examples/agents/temperature_forecast.py
+
+Needs no network: agents and this script talk through an exchange server that the agent
+system starts on loopback and stops at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from chiltepin import AgentSystem, Workflow
+from chiltepin.agents import agent_action, agent_loop, chiltepin_agent
+from chiltepin.tasks import python_task
+
+
+@chiltepin_agent(agent_workflow_include=["compute"])
+class TemperatureModel:
+    """Agent that forecasts temperature with background updates."""
+
+    def __init__(self, initial_temp: float, location: str):
+        self.temperature = initial_temp
+        self.location = location
+        self.forecast_count = 0
+
+    @agent_action
+    @python_task
+    def forecast(self) -> str:
+        """Generate forecast using current temperature."""
+        import random
+
+        conditions = ["sunny", "cloudy", "rainy", "snowy"]
+        condition = random.choice(conditions)
+        return f"{self.location}: {condition}, {self.temperature:.1f}°C"
+
+    @agent_action
+    async def get_stats(self) -> dict:
+        """Get current statistics."""
+        return {
+            "temperature": self.temperature,
+            "location": self.location,
+            "forecasts_generated": self.forecast_count,
+        }
+
+    @agent_action
+    async def set_temperature(self, temp: float) -> None:
+        """Manually update temperature."""
+        self.temperature = temp
+
+    @agent_loop
+    async def update_temperature(self, shutdown: asyncio.Event):
+        """Simulate temperature changes."""
+        import asyncio
+        import random
+
+        while not shutdown.is_set():
+            await asyncio.sleep(2)
+            # Random walk
+            self.temperature += random.uniform(-1, 1)
+            # Keep reasonable bounds
+            self.temperature = max(-50, min(50, self.temperature))
+
+
+async def main() -> None:
+    # Where agents run: one local worker per agent.
+    manager_config = {
+        "manager-executor": {
+            "provider": "localhost",
+            "max_workers_per_node": 1,
+            "init_blocks": 1,
+        }
+    }
+    # Where each agent's tasks run: the agent starts this workflow itself.
+    agent_config = {
+        "compute": {
+            "provider": "localhost",
+            "max_workers_per_node": 1,
+            "init_blocks": 1,
+        }
+    }
+
+    workflow = Workflow(manager_config, include=["manager-executor"])
+    workflow.start()
+    try:
+        agent_system = AgentSystem(workflow=workflow, executor_names=["manager-executor"])
+
+        async with await agent_system.manager() as manager:
+            model = await manager.launch(
+                TemperatureModel,
+                agent_workflow_config=agent_config,
+                agent_workflow_include=["compute"],
+                args=(20.0, "Boulder, CO"),
+                executor="manager-executor",
+            )
+
+            stats = await model.get_stats()
+            print(f"Initial stats: {stats}")
+
+            forecast = await model.forecast(executor=["compute"])
+            print(f"Forecast: {forecast}")
+
+            await asyncio.sleep(5)  # the agent's loop moves the temperature meanwhile
+            stats = await model.get_stats()
+            print(f"Updated stats: {stats}")
+
+            await model.set_temperature(25.0)
+            forecast = await model.forecast(executor=["compute"])
+            print(f"New forecast: {forecast}")
+    finally:
+        workflow.cleanup()
+    print("Done!")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

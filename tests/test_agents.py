@@ -1,0 +1,388 @@
+"""Agents on real components: Parsl HTEX on localhost, Academy's HTTP exchange run by the
+agent system (embedded), and a Redis exchange on a loopback ``redis-server``.
+
+One manager workflow and one manager serve the module; tests stop the agents they start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import agents_support as S  # tests/ is on the workers' PYTHONPATH (conftest)
+import pytest
+import pytest_asyncio
+
+from chiltepin import AgentSystem, Workflow
+from chiltepin.agents import AgentFailedError
+from chiltepin.errors import ConfigError
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+# One worker per running agent. A local worker pool starts at most cores/cores_per_worker
+# workers (2 on a 2-core machine at the default 1.0); agents mostly wait, so share cores.
+MANAGER_CONFIG = {
+    "service": {
+        "provider": "localhost",
+        "max_workers_per_node": 4,
+        "cores_per_worker": 0.25,
+        "init_blocks": 1,
+    },
+}
+AGENT_CONFIG = {
+    "compute": {"provider": "localhost", "max_workers_per_node": 2, "init_blocks": 1},
+}
+# For agents without tasks: their workflow starts no worker pool.
+IDLE_CONFIG = {"idle": {"provider": "localhost", "init_blocks": 0}}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("agents")
+    previous = os.getcwd()
+    os.chdir(root)  # workers inherit it: agents' default run dirs land here
+    yield root
+    os.chdir(previous)
+
+
+@pytest.fixture(scope="module")
+def workflow(root):
+    workflow = Workflow(MANAGER_CONFIG, include=["service"], run_dir=root / "manager-run")
+    workflow.start()
+    try:
+        yield workflow
+    finally:
+        workflow.cleanup()
+    left = S.wait_until_gone(S.processes_under, root)
+    assert left == [], f"processes left behind: {left}"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def manager(workflow):
+    async with await AgentSystem(workflow, ["service"]).manager() as manager:
+        yield manager
+
+
+@contextlib.asynccontextmanager
+async def launched(manager, cls, **kwargs):
+    """Launch an agent on the service executor; stop it (and check it stopped cleanly)."""
+    kwargs.setdefault("executor", "service")
+    handle = await manager.launch(cls, **kwargs)
+    try:
+        yield handle
+    finally:
+        await manager.shutdown(handle, raise_error=True, timeout=120)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def probe(manager):
+    async with launched(manager, S.Probe, agent_workflow_config=AGENT_CONFIG) as handle:
+        yield handle
+
+
+async def eventually(check, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.2)
+
+
+# --- the guide's examples ----------------------------------------------------------------
+
+
+async def test_weather_model(manager):
+    # agent_workflow_include comes from the decorator's default
+    async with launched(
+        manager, S.WeatherModel, agent_workflow_config=AGENT_CONFIG, args=(25.0,)
+    ) as model:
+        temperature = await model.get_temperature()
+        assert isinstance(temperature, float) and abs(temperature - 25.0) < 10
+
+        forecast = await model.forecast(executor=["compute"])
+        assert re.fullmatch(r"(sunny|cloudy|rainy) at -?[\d.]+°C", forecast), forecast
+
+        async def loop_moved_it():
+            return await model.get_temperature() != temperature
+
+        await eventually(loop_moved_it)
+        info = await model.agent_workflow_info()
+        assert info["executors"] == ["compute"] and info["running"]
+
+
+async def test_data_processor_sync_actions(manager):
+    async with launched(
+        manager,
+        S.DataProcessor,
+        agent_workflow_config=AGENT_CONFIG,
+        agent_workflow_include=["compute"],
+    ) as processor:
+        assert await processor.process_data("hello agents") == "HELLO AGENTS"
+        assert await processor.get_config() == {"version": "1.0"}
+
+
+async def test_two_agents_at_once_get_distinct_run_dirs(manager, root):
+    async with manager.launch_batch() as batch:
+        first = await batch.queue(
+            S.Computer,
+            agent_workflow_config=AGENT_CONFIG,
+            agent_workflow_include=["compute"],
+            executor="service",
+        )
+        second = await batch.queue(
+            S.Computer,
+            agent_workflow_config=AGENT_CONFIG,
+            agent_workflow_include=["compute"],
+            executor="service",
+        )
+    try:
+        assert await asyncio.gather(first.compute(7), second.compute(8)) == [49, 64]
+        infos = await asyncio.gather(first.agent_workflow_info(), second.agent_workflow_info())
+        run_dirs = [Path(info["run_dir"]) for info in infos]
+        assert run_dirs[0] != run_dirs[1]
+        for run_dir in run_dirs:  # unset: unique, under the workers' cwd
+            assert run_dir.is_dir() and run_dir.parent == root / "runinfo" / "agents" / "Computer"
+    finally:
+        await asyncio.gather(manager.shutdown(first), manager.shutdown(second))
+
+
+async def test_typed_agent_with_explicit_run_dir(manager, root):
+    run_dir = root / "agent-runs" / "typed"
+    async with launched(
+        manager,
+        S.TypedAgent,
+        agent_workflow_config=AGENT_CONFIG,
+        agent_workflow_include=["compute"],
+        agent_workflow_run_dir=run_dir,
+        kwargs={"values": [1.0, 2.0, 6.0]},
+    ) as typed:
+        assert await typed.mean() == 3.0
+        assert (await typed.agent_workflow_info())["run_dir"] == str(run_dir)
+        assert (run_dir / "000" / "parsl.log").is_file()
+
+
+async def test_temperature_model_complete_example(manager):
+    async with launched(
+        manager,
+        S.TemperatureModel,
+        agent_workflow_config=AGENT_CONFIG,
+        agent_workflow_include=["compute"],
+        args=(20.0, "Boulder, CO"),
+    ) as model:
+        stats = await model.get_stats()
+        assert stats["location"] == "Boulder, CO" and stats["forecasts_generated"] == 0
+        assert re.fullmatch(
+            r"Boulder, CO: (sunny|cloudy|rainy|snowy), -?[\d.]+°C",
+            await model.forecast(executor=["compute"]),
+        )
+        await model.set_temperature(25.0)
+        # the loop may have stepped once (by at most 1 degree) since
+        assert abs((await model.get_stats())["temperature"] - 25.0) <= 1.0
+
+
+# --- actions, loops and failures -----------------------------------------------------------
+
+
+async def test_slow_sync_action_does_not_block_the_agent(probe):
+    slow = asyncio.ensure_future(probe.slow_sync(2.0))
+    await asyncio.sleep(0.3)
+    before = await probe.ticks_now()
+    started = time.monotonic()
+    for _ in range(3):
+        await probe.ticks_now()
+    fast = time.monotonic() - started
+    await asyncio.sleep(0.5)
+    after = await probe.ticks_now()
+    assert not slow.done(), "the slow action should still be running"
+    assert fast < 1.0, f"async actions waited {fast:.2f} s behind a sync one"
+    assert after - before >= 4, "the loop stalled while a sync action ran"
+    assert await slow >= 2.0
+
+
+async def test_sync_actions_run_concurrently(probe):
+    started = time.monotonic()
+    await asyncio.gather(probe.slow_sync(1.0), probe.slow_sync(1.0))
+    assert time.monotonic() - started < 1.8
+
+
+@pytest.mark.parametrize(
+    ("action", "error"),
+    [("fail_sync", ValueError), ("fail_async", KeyError), ("fail_task", RuntimeError)],
+)
+async def test_raising_action_reaches_the_caller(probe, action, error):
+    with pytest.raises(error, match=f"broken {action}"):
+        await getattr(probe, action)(
+            f"broken {action}", **({"executor": ["compute"]} if action == "fail_task" else {})
+        )
+    assert await probe.ticks_now() > 0  # the agent carries on
+
+
+async def test_task_actions_run_on_task_workers(probe, root):
+    agent_pid = await probe.pid()  # an action inherited from an undecorated base class
+    where = await probe.where(executor="compute")
+    assert where["tick"] == 0.05 and where["pid"] != agent_pid
+    assert (await probe.via_task(1))["x"] == 2
+    marker = root / "touched-by-bash"
+    assert await probe.touch(str(marker), executor=["compute"]) == 0
+    assert marker.exists()
+
+
+async def test_discovery_finds_running_agents(manager, probe):
+    assert probe.agent_id in await manager.discover(S.Probe)
+    assert probe.agent_id in await manager.discover("agents_support.Probe")
+    found = await manager.find_agent(S.Probe)
+    assert await found.ticks_now() > 0
+    assert await manager.find_agents(S.Monitor) == []
+    with pytest.raises(LookupError, match="no running Monitor"):
+        await manager.find_agent(S.Monitor)
+
+
+async def test_bad_agent_config_is_refused_at_launch(manager):
+    running = manager.running()
+    bad = {"compute": {"provider": "localhost", "init_blocks": 1, "bogus_key": 1}}
+    with pytest.raises(ConfigError, match="bogus_key.*unknown key"):
+        await manager.launch(S.Computer, agent_workflow_config=bad, executor="service")
+    with pytest.raises(ConfigError, match="'gpu' is not defined"):
+        await manager.launch(
+            S.Computer,
+            agent_workflow_config=AGENT_CONFIG,
+            agent_workflow_include=["gpu"],
+            executor="service",
+        )
+    with pytest.raises(ConfigError, match="already runs a Workflow"):
+        await manager.launch(S.Computer, agent_workflow_config=AGENT_CONFIG, executor="event_loop")
+    assert manager.running() == running  # nothing was launched
+
+
+async def test_startup_failure_reaches_the_caller(workflow, root):
+    # A config path the manager cannot check (it may exist where the agent runs)
+    missing = root / "elsewhere" / "agent.yaml"
+    run_dir = root / "agent-runs" / "failing"
+    servers = {p.pid for p in S.exchange_servers()}  # the module manager's exchange
+    # As in Academy, closing the manager re-raises the error the agent stopped with.
+    with pytest.raises(ConfigError, match="file not found"):
+        async with await AgentSystem(workflow, ["service"]).manager() as manager:
+            handle = await manager.launch(
+                S.Computer,
+                agent_workflow_config=str(missing),
+                agent_workflow_run_dir=run_dir,
+                executor="service",
+            )
+            with pytest.raises(AgentFailedError, match="Computer .* stopped with ConfigError"):
+                await handle.compute(2)
+            with pytest.raises(AgentFailedError, match="file not found") as failed:
+                await handle.ping()
+            assert isinstance(failed.value.__cause__, ConfigError)
+    assert {p.pid for p in S.exchange_servers()} == servers
+    assert S.wait_until_gone(S.processes_under, run_dir) == []
+
+
+async def test_nothing_left_behind_when_the_manager_context_raises(workflow, root):
+    run_dir = root / "agent-runs" / "monitor"
+    servers = {p.pid for p in S.exchange_servers()}  # the module manager's exchange
+    with pytest.raises(RuntimeError, match="interrupted"):
+        async with await AgentSystem(workflow, ["service"]).manager() as manager:
+            monitor = await manager.launch(
+                S.Monitor,
+                agent_workflow_config=IDLE_CONFIG,
+                agent_workflow_include=["idle"],
+                agent_workflow_run_dir=run_dir,
+                executor="service",
+            )
+            await monitor.ping()  # started: its workflow is up
+            assert (await monitor.agent_workflow_info())["running"]
+            assert S.processes_under(run_dir), "the agent's interchange should be running"
+            assert len({p.pid for p in S.exchange_servers()} - servers) == 1
+            raise RuntimeError("interrupted")
+    assert manager.running() == set()  # the agent has stopped
+    assert {p.pid for p in S.exchange_servers()} == servers
+    assert S.wait_until_gone(S.processes_under, run_dir) == []
+
+
+# --- Redis exchange ----------------------------------------------------------------------------
+
+
+def _redis_server() -> str | None:
+    """``redis-server``, installed from Debian's packages if missing and we may."""
+    server = shutil.which("redis-server")
+    if server is None and shutil.which("apt-get") and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server"]
+        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+            subprocess.run(install, env=env, capture_output=True)
+        server = shutil.which("redis-server")
+    return server
+
+
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory):
+    server = _redis_server()
+    if server is None:
+        message = "redis-server is not available (apt-get install -y redis-server)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    import redis
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    state = tmp_path_factory.mktemp("redis")
+    with open(state / "redis.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                server,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(state),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"redis-server did not start: {(state / 'redis.log').read_text()}")
+                time.sleep(0.05)
+        client.close()
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.redis
+async def test_redis_exchange(workflow, redis_port):
+    exchange = {"kind": "redis", "host": "127.0.0.1", "port": redis_port}
+    async with await AgentSystem(workflow, ["service"], exchange=exchange).manager() as manager:
+        assert type(manager.exchange_factory).__name__ == "RedisExchangeFactory"
+        computer = await manager.launch(
+            S.Computer,
+            agent_workflow_config=AGENT_CONFIG,
+            agent_workflow_include=["compute"],
+            executor="service",
+        )
+        assert await computer.compute(3) == 9
+        assert computer.agent_id in await manager.discover(S.Computer)
+        found = await manager.find_agent(S.Computer)
+        assert await found.compute(4) == 16

@@ -1,0 +1,37 @@
+"""The README's main job: examples/agents/temperature_forecast.py, as a user runs it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import agents_support as S
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "agents" / "temperature_forecast.py"
+
+
+def test_temperature_forecast_example(tmp_path):
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,  # "within a minute"
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "Initial stats: {'temperature': 20.0, 'location': 'Boulder, CO'" in out
+    # The agent's loop moves the temperature by at most 1 degree every 2 s.
+    first = re.search(r"Forecast: Boulder, CO: (sunny|cloudy|rainy|snowy), (-?[\d.]+)°C", out)
+    assert first and abs(float(first[2]) - 20.0) <= 1.0, out
+    assert re.search(r"Updated stats: \{'temperature': -?[\d.]+", out), out
+    new = re.search(r"New forecast: Boulder, CO: \w+, (-?[\d.]+)°C", out)
+    assert new and abs(float(new[1]) - 25.0) <= 1.0, out
+    assert out.rstrip().endswith("Done!")
+    assert elapsed < 60
+    assert S.wait_until_gone(S.processes_under, tmp_path) == []
