@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ os.environ.pop("CHILTEPIN_SITE_PATH", None)
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-PARSL_PROCESS_MARKERS = ("interchange.py", "process_worker_pool.py")
+PARSL_PROCESS_MARKERS = ("interchange.py", "HTEX interchange", "process_worker_pool.py")
 
 
 def require(available: bool, what: str) -> None:
@@ -97,3 +98,135 @@ def slurm(slurm_cluster, no_leftovers):
     if left:
         slurm_cluster.cancel_all()
     assert not left, f"scheduler jobs left behind: {left}"
+
+
+# ---------------------------------------------------------------------- containers
+SITES = TESTS / "sites"  # test-only site profiles (testcluster-podman, -charliecloud)
+CONTAINER_LABEL = "chiltepin.run"  # every container a Workflow starts carries it
+
+
+def chiltepin_cli(*args: str, env: dict | None = None, timeout: float = 900):
+    """Run the real ``chiltepin`` console script."""
+    return subprocess.run(
+        [str(BIN / "chiltepin"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="session")
+def container_infra():
+    """podman set up for this machine, the runtime image built from containers/Dockerfile
+    and pushed to the loopback registry (tests/infra/containers.sh); the registry is
+    stopped at the end of the session. Returns the containers.sh variables."""
+    sys.path.insert(0, str(TESTS / "infra"))
+    import containers_env
+
+    try:
+        values = containers_env.apply_env()
+        containers_env.build_image()
+        containers_env.start_registry()
+        values["CHILTEPIN_REGISTRY_IMAGE"] = containers_env.push()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        require(False, f"podman, the test image and the loopback registry ({exc})")
+    yield values
+    containers_env.stop_registry()
+
+
+def _empty_podman_store(state: Path) -> dict[str, str]:
+    """Configs for a second, empty podman store under ``state/pull-test`` (its own
+    storage.conf and containers.conf, same registries.conf); any earlier one is wiped."""
+    root = state / "pull-test"
+    conf = {
+        "CONTAINERS_CONF": str(root / "containers.conf"),
+        "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
+    }
+    if root.exists():
+        env = {**os.environ, **conf}
+        subprocess.run(
+            ["podman", "system", "reset", "--force"], env=env, capture_output=True, timeout=300
+        )
+        subprocess.run(["rm", "-rf", str(root)], check=True, timeout=300)
+    (root / "run").mkdir(parents=True)
+    main_conf = Path(os.environ["CONTAINERS_CONF"]).read_text()
+    run_dir = str(state / "run")
+    Path(conf["CONTAINERS_CONF"]).write_text(main_conf.replace(run_dir, str(root / "run")))
+    Path(conf["CONTAINERS_STORAGE_CONF"]).write_text(
+        "[storage]\n"
+        'driver = "overlay"\n'
+        f'runroot = "{root / "run" / "storage"}"\n'
+        f'graphroot = "{root / "storage"}"\n\n'
+        "[storage.options.overlay]\n"
+        'mountopt = "nodev"\n'
+    )
+    return conf
+
+
+@pytest.fixture(scope="session")
+def pulled_image(container_infra):
+    """``chiltepin image pull --site testcluster-podman`` for real: from the loopback
+    registry into an EMPTY podman store, then once more (must be a no-op). From here on
+    podman (tests, and the Slurm jobs, which inherit the environment) uses that store."""
+    from types import SimpleNamespace
+
+    state = Path(container_infra["CHILTEPIN_CONTAINERS_STATE"])
+    os.environ.update(_empty_podman_store(state))
+    os.environ["CHILTEPIN_TESTS_DIR"] = str(TESTS)
+    os.environ["CHILTEPIN_TEST_IMAGE_CACHE"] = str(state / "test-image-cache")
+    env = {**os.environ, "CHILTEPIN_SITE_PATH": str(SITES)}
+    image = container_infra["CHILTEPIN_REGISTRY_IMAGE"]
+    empty = subprocess.run(
+        ["podman", "images", "-q"], capture_output=True, text=True, timeout=120
+    ).stdout.split()
+    start = time.monotonic()
+    first = chiltepin_cli("image", "pull", "--site", "testcluster-podman", env=env)
+    first_seconds = time.monotonic() - start
+    if first.returncode != 0:
+        pytest.fail(f"chiltepin image pull failed:\n{first.stdout}{first.stderr[-3000:]}")
+    start = time.monotonic()
+    second = chiltepin_cli("image", "pull", "--site", "testcluster-podman", env=env)
+    return SimpleNamespace(
+        image=image,
+        env=env,
+        store_before=empty,
+        first=first,
+        first_seconds=first_seconds,
+        second=second,
+        second_seconds=time.monotonic() - start,
+    )
+
+
+@pytest.fixture(scope="session")
+def charliecloud_image(pulled_image):
+    """``chiltepin image pull --site testcluster-charliecloud``, twice: a directory image
+    in $CHILTEPIN_TEST_IMAGE_CACHE (kept between sessions; re-made when the digest changes)."""
+    require(bool(shutil.which("ch-run") and shutil.which("ch-convert")), "Charliecloud")
+    env = pulled_image.env
+    first = chiltepin_cli("image", "pull", "--site", "testcluster-charliecloud", env=env)
+    second = chiltepin_cli("image", "pull", "--site", "testcluster-charliecloud", env=env)
+    return first, second
+
+
+def labelled_containers() -> list[str]:
+    """Containers (any state) in the current podman store that a Workflow started."""
+    out = subprocess.run(
+        ["podman", "ps", "-a", "--filter", f"label={CONTAINER_LABEL}", "--format", "{{.ID}}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return out.stdout.split()
+
+
+@pytest.fixture
+def no_containers_left(pulled_image):
+    """Fail the test if a container it started outlives it (then remove it)."""
+    before = set(labelled_containers())
+    yield
+    left = wait_until_gone(lambda: [c for c in labelled_containers() if c not in before], 15)
+    if left:
+        subprocess.run(["podman", "rm", "-f", *left], capture_output=True, timeout=120)
+    assert not left, f"containers left behind: {left}"
