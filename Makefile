@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) examples/hello_workflow.py
+	$(PY) examples/agents/temperature_forecast.py
 
 test: install
 	bash tests/run.sh

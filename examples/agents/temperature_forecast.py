@@ -1,10 +1,10 @@
 """A temperature-forecasting agent on this machine (the agents guide's complete example).
 
-The agent runs on the manager's ``manager-executor`` workers and starts its own workflow,
-whose ``compute`` resource runs the forecast tasks. Both are local processes here; on a
-cluster, point them at a batch scheduler instead (see the Configuration docs).
+The agent runs on the site profile's ``service`` executor and starts its own workflow,
+whose ``compute`` executor runs the forecast tasks. On the default ``local`` profile both
+are local processes; on a cluster, name its profile:
 
-    python examples/agents/temperature_forecast.py
+    python examples/agents/temperature_forecast.py [--site testcluster]
 
 Needs no network: agents and this script talk through an exchange server that the agent
 system starts on loopback and stops at the end.
@@ -66,36 +66,22 @@ class TemperatureModel:
             self.temperature = max(-50, min(50, self.temperature))
 
 
-async def main() -> None:
-    # Where agents run: one local worker per agent.
-    manager_config = {
-        "manager-executor": {
-            "provider": "localhost",
-            "max_workers_per_node": 1,
-            "init_blocks": 1,
-        }
-    }
-    # Where each agent's tasks run: the agent starts this workflow itself.
-    agent_config = {
-        "compute": {
-            "provider": "localhost",
-            "max_workers_per_node": 1,
-            "init_blocks": 1,
-        }
-    }
-
-    workflow = Workflow(manager_config, include=["manager-executor"])
+async def main(site: str) -> None:
+    # Where agents run: the site's "service" executor (one worker per running agent).
+    workflow = Workflow(site=site, include=["service"])
     workflow.start()
     try:
-        agent_system = AgentSystem(workflow=workflow, executor_names=["manager-executor"])
+        agent_system = AgentSystem(workflow=workflow, executor_names=["service"])
 
         async with await agent_system.manager() as manager:
+            # Where the agent's tasks run: the site's "compute" executor, in a workflow
+            # the agent starts itself.
             model = await manager.launch(
                 TemperatureModel,
-                agent_workflow_config=agent_config,
+                site=site,
                 agent_workflow_include=["compute"],
                 args=(20.0, "Boulder, CO"),
-                executor="manager-executor",
+                executor="service",
             )
 
             stats = await model.get_stats()
@@ -117,4 +103,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Temperature forecasting agent")
+    parser.add_argument("--site", default="local", help="site profile (default: local)")
+    asyncio.run(main(parser.parse_args().site))
