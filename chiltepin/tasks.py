@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -43,7 +44,21 @@ class _KeywordFilter:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self.takes_all:
             kwargs = {k: v for k, v in kwargs.items() if k in self.accepted}
+        _container_mpi_prefix()
         return self.func(*args, **kwargs)
+
+
+def _container_mpi_prefix() -> None:
+    """On an MPI executor whose ranks run in a container, make ``$PARSL_MPI_PREFIX``
+    launch each rank through ``$CHILTEPIN_CONTAINER_EXEC`` (see chiltepin.containers.wiring).
+
+    Runs in the worker, after Parsl set the task's ``PARSL_MPI_PREFIX``: bash tasks' shells
+    and Python tasks' subprocesses inherit the rewritten value.
+    """
+    exec_prefix = os.environ.get("CHILTEPIN_CONTAINER_EXEC")
+    prefix = os.environ.get("PARSL_MPI_PREFIX")
+    if exec_prefix and prefix and not prefix.endswith(exec_prefix):
+        os.environ["PARSL_MPI_PREFIX"] = f"{prefix} {exec_prefix}"
 
 
 class TaskFunction:

@@ -68,6 +68,9 @@ class Workflow:
         self.log_file = str(log_file) if log_file else None
         self.log_level = _level(log_level)
         self.dfk: Any = None
+        #: Labels this run's containers (podman/docker) so cleanup can find them.
+        self.run_id = uuid.uuid4().hex[:12]
+        self._containers: Any = None
 
     @property
     def executor_names(self) -> list[str]:
@@ -81,11 +84,21 @@ class Workflow:
 
         if self.dfk is not None:
             return self.dfk
+        from chiltepin.containers.wiring import ContainerPlan
+
+        # Validates every container (runtime command, image, binds) before anything starts.
+        plan = ContainerPlan(
+            self.resources, run_dir=self.run_dir, run_id=self.run_id, site=self.site
+        )
         _ensure_worker_scripts_on_path()
         Path(self.run_dir).mkdir(parents=True, exist_ok=True)
-        config = build_parsl_config(self.resources, run_dir=self.run_dir)
+        resources = plan.prepare()
+        config = build_parsl_config(
+            resources, run_dir=self.run_dir, worker_prefix=plan.worker_prefix
+        )
         if self.log_file:
-            parsl.set_file_logger(self.log_file, level=self.log_level)
+            parsl.set_file_logger(self.log_file, level=self.log_level or logging.DEBUG)
+        self._containers = plan if plan else None
         try:
             self.dfk = parsl.load(config)
         except parsl.errors.ConfigurationError as exc:
@@ -97,14 +110,21 @@ class Workflow:
             raise
         except BaseException:
             _shutdown_started(config)
+            self._cleanup_containers()
             raise
-        logging.getLogger("parsl").setLevel(self.log_level)
+        parsl_logger = logging.getLogger("parsl")
+        # Parsl logs to its own file (run_dir/.../parsl.log or log_file); keep its
+        # debug flood out of the application's handlers.
+        parsl_logger.propagate = False
+        if self.log_level is not None:
+            parsl_logger.setLevel(self.log_level)
         return self.dfk
 
     def cleanup(self) -> None:
         """Stop executors and cancel scheduler jobs. Safe to call more than once."""
         dfk, self.dfk = self.dfk, None
         if dfk is None:
+            self._cleanup_containers()
             return
         import parsl
 
@@ -113,6 +133,13 @@ class Workflow:
         finally:
             if parsl.DataFlowKernelLoader._dfk is dfk:
                 parsl.clear()
+            self._cleanup_containers()
+
+    def _cleanup_containers(self) -> None:
+        """Remove containers (podman/docker) still labelled with this run."""
+        plan, self._containers = self._containers, None
+        if plan is not None:
+            plan.cleanup()
 
     def __enter__(self) -> Any:
         return self.start()
@@ -133,10 +160,8 @@ class Workflow:
             logger.exception("workflow cleanup failed while handling another error")
 
 
-def _level(value: int | str | None) -> int:
-    if value is None:
-        return logging.INFO
-    if isinstance(value, int):
+def _level(value: int | str | None) -> int | None:
+    if value is None or isinstance(value, int):
         return value
     level = logging.getLevelName(str(value).upper())
     if not isinstance(level, int):

@@ -136,35 +136,6 @@ def container_infra():
     containers_env.stop_registry()
 
 
-def _empty_podman_store(state: Path) -> dict[str, str]:
-    """Configs for a second, empty podman store under ``state/pull-test`` (its own
-    storage.conf and containers.conf, same registries.conf); any earlier one is wiped."""
-    root = state / "pull-test"
-    conf = {
-        "CONTAINERS_CONF": str(root / "containers.conf"),
-        "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
-    }
-    if root.exists():
-        env = {**os.environ, **conf}
-        subprocess.run(
-            ["podman", "system", "reset", "--force"], env=env, capture_output=True, timeout=300
-        )
-        subprocess.run(["rm", "-rf", str(root)], check=True, timeout=300)
-    (root / "run").mkdir(parents=True)
-    main_conf = Path(os.environ["CONTAINERS_CONF"]).read_text()
-    run_dir = str(state / "run")
-    Path(conf["CONTAINERS_CONF"]).write_text(main_conf.replace(run_dir, str(root / "run")))
-    Path(conf["CONTAINERS_STORAGE_CONF"]).write_text(
-        "[storage]\n"
-        'driver = "overlay"\n'
-        f'runroot = "{root / "run" / "storage"}"\n'
-        f'graphroot = "{root / "storage"}"\n\n'
-        "[storage.options.overlay]\n"
-        'mountopt = "nodev"\n'
-    )
-    return conf
-
-
 @pytest.fixture(scope="session")
 def pulled_image(container_infra):
     """``chiltepin image pull --site testcluster-podman`` for real: from the loopback
@@ -172,8 +143,10 @@ def pulled_image(container_infra):
     podman (tests, and the Slurm jobs, which inherit the environment) uses that store."""
     from types import SimpleNamespace
 
+    import containers_env
+
     state = Path(container_infra["CHILTEPIN_CONTAINERS_STATE"])
-    os.environ.update(_empty_podman_store(state))
+    os.environ.update(containers_env.empty_store("pull-test"))
     os.environ["CHILTEPIN_TESTS_DIR"] = str(TESTS)
     os.environ["CHILTEPIN_TEST_IMAGE_CACHE"] = str(state / "test-image-cache")
     env = {**os.environ, "CHILTEPIN_SITE_PATH": str(SITES)}

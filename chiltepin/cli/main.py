@@ -14,7 +14,11 @@ from collections.abc import Sequence
 from chiltepin._version import __version__
 
 #: Command group modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ("chiltepin.cli.config_cmd", "chiltepin.cli.site_cmd")
+COMMAND_MODULES = (
+    "chiltepin.cli.config_cmd",
+    "chiltepin.cli.site_cmd",
+    "chiltepin.cli.image_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -121,3 +121,43 @@ def running_containers() -> list[str]:
         check=True,
     )
     return proc.stdout.split()
+
+
+def empty_store(name: str = "pull-test") -> dict[str, str]:
+    """Configs for a second, EMPTY podman store under ``$STATE/<name>`` (its own
+    storage.conf and containers.conf; the same registries.conf), wiping any earlier one.
+
+    Returns CONTAINERS_CONF and CONTAINERS_STORAGE_CONF; put them in the environment of
+    every podman call (and of Slurm jobs, which inherit it) that should use that store.
+    """
+    values = env()
+    state = Path(values["CHILTEPIN_CONTAINERS_STATE"])
+    root = state / name
+    conf = {
+        "CONTAINERS_CONF": str(root / "containers.conf"),
+        "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
+    }
+    if root.exists():
+        subprocess.run(
+            ["podman", "system", "reset", "--force"],
+            env={**os.environ, **values, **conf},
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+        subprocess.run(["rm", "-rf", str(root)], check=True, timeout=300)
+    (root / "run").mkdir(parents=True)
+    main_conf = Path(values["CONTAINERS_CONF"]).read_text()
+    Path(conf["CONTAINERS_CONF"]).write_text(
+        main_conf.replace(str(state / "run"), str(root / "run"))
+    )
+    Path(conf["CONTAINERS_STORAGE_CONF"]).write_text(
+        "# Written by tests/infra/containers_env.py: an empty store for pull tests\n"
+        "[storage]\n"
+        'driver = "overlay"\n'
+        f'runroot = "{root / "run" / "storage"}"\n'
+        f'graphroot = "{root / "storage"}"\n\n'
+        "[storage.options.overlay]\n"
+        'mountopt = "nodev"\n'
+    )
+    return conf
