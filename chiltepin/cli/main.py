@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "chiltepin.cli.config_cmd",
     "chiltepin.cli.site_cmd",
     "chiltepin.cli.image_cmd",
+    "chiltepin.cli.endpoint_cmd",
 )
 
 

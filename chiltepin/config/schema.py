@@ -102,6 +102,21 @@ class ExchangeSettings(_Strict):
         return self
 
 
+class EndpointSettings(_Strict):
+    """How ``chiltepin endpoint configure`` sets up this site's Globus Compute endpoints
+    (a site profile's ``endpoint:`` block).
+
+    ``multi_user``: one privileged endpoint that maps Globus identities to local users
+    (needs root, an identity mapping and a contact email); otherwise each endpoint runs
+    tasks as the user who starts it. ``display_name`` may use ``{site}``, ``{executor}``
+    and ``{name}``.
+    """
+
+    multi_user: bool = False
+    display_name: str | None = Field(default=None, min_length=1, max_length=128)
+    contact_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+
+
 class Resource(_Strict):
     """A Parsl executor on this machine or on a batch scheduler."""
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from chiltepin.config.schema import (
     NAME_RE,
     ContainerSettings,
+    EndpointSettings,
     ExchangeSettings,
     Provider,
     Resource,
@@ -69,6 +70,9 @@ class SiteProfile(BaseModel):
     defaults: SiteDefaults = Field(default_factory=SiteDefaults)  # type: ignore[valid-type]
     container: ContainerSettings | None = None
     exchange: ExchangeSettings | None = None
+    endpoint: EndpointSettings | None = Field(
+        default=None, description="Globus Compute endpoints made from this profile"
+    )
     executors: dict[str, ExecutorSpec] = Field(min_length=1)
 
 

@@ -1,0 +1,243 @@
+"""list/start/stop/delete/login/logout over ``globus-compute-endpoint``, with one-line errors.
+
+Commands that may reach Globus's web services run ``globus-compute-endpoint`` from this
+toolkit's environment as a subprocess; what it prints on failure (often a traceback) is
+reduced to one line. ``list`` reads the endpoint directories locally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from chiltepin.endpoint import generate as gen
+from chiltepin.endpoint.errors import EndpointError, one_line
+from chiltepin.endpoint_ids import endpoints_dir
+
+CLIENT_ID_ENV = "GLOBUS_COMPUTE_CLIENT_ID"
+CLIENT_SECRET_ENV = "GLOBUS_COMPUTE_CLIENT_SECRET"
+
+#: Exception names in globus-compute-endpoint output that mean Globus was not reached.
+_NETWORK_ERRORS = ("GlobusConnectionError", "NetworkError", "ConnectionError", "GlobusTimeoutError")
+
+
+@dataclass
+class EndpointInfo:
+    name: str
+    path: Path
+    status: str  # Initialized (never registered), Running, Stopped, Disconnected
+    endpoint_id: str | None
+    site: str | None
+    executors: list[str]
+
+
+def gce_command() -> str:
+    """The globus-compute-endpoint script of this toolkit's environment."""
+    local = Path(sys.prefix) / "bin" / "globus-compute-endpoint"
+    return str(local) if local.exists() else "globus-compute-endpoint"
+
+
+def endpoint_dir(name: str) -> Path:
+    """The directory of a configured endpoint given by name or registered UUID."""
+    base = endpoints_dir()
+    if not _is_uuid(name):
+        path = base / name
+        if not (path / "config.yaml").is_file():
+            known = ", ".join(e.name for e in list_endpoints()) or "none"
+            raise EndpointError(
+                f"no endpoint '{name}' in {base} (configured: {known}); "
+                "create it with: chiltepin endpoint configure NAME --site SITE"
+            )
+        return path
+    for info in list_endpoints():
+        if info.endpoint_id == name:
+            return info.path
+    raise EndpointError(f"no endpoint registered as {name} in {base}")
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def list_endpoints() -> list[EndpointInfo]:
+    """Endpoints in the compute directory, with status as globus-compute-endpoint sees it."""
+    base = endpoints_dir()
+    if not base.is_dir():
+        return []
+    from globus_compute_endpoint.endpoint.endpoint import Endpoint
+
+    statuses = Endpoint.get_endpoints(base)
+    out = []
+    for name in sorted(statuses):
+        path = base / name
+        manifest = _manifest(path)
+        out.append(
+            EndpointInfo(
+                name=name,
+                path=path,
+                status=statuses[name].get("status", "?"),
+                endpoint_id=statuses[name].get("id"),
+                site=manifest.get("site"),
+                executors=list(manifest.get("executors", [])),
+            )
+        )
+    return out
+
+
+def _manifest(path: Path) -> dict:
+    try:
+        return json.loads((path / gen.MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def has_credentials() -> bool:
+    """Client credentials in the environment, or a stored login that needs no renewal
+    by hand (checked locally by the Globus SDK; no network)."""
+    if os.environ.get(CLIENT_ID_ENV) and os.environ.get(CLIENT_SECRET_ENV):
+        return True
+    if os.environ.get(CLIENT_ID_ENV) or os.environ.get(CLIENT_SECRET_ENV):
+        raise EndpointError(f"set both {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}, or neither")
+    from globus_compute_sdk.sdk.auth.globus_app import get_globus_app
+
+    try:
+        return not get_globus_app().login_required()
+    except Exception as exc:
+        raise EndpointError(f"cannot read the Globus login: {one_line(exc)}") from None
+
+
+def read_credentials(path: str | Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines (a systemd EnvironmentFile) with the Globus client credentials."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise EndpointError(f"credentials file {path}: {exc.strerror}") from None
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key in (CLIENT_ID_ENV, CLIENT_SECRET_ENV):
+            values[key] = value.strip().strip("'\"")
+    if len(values) != 2 or not all(values.values()):
+        raise EndpointError(
+            f"credentials file {path} must set {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}"
+        )
+    return values
+
+
+def start(
+    name: str,
+    *,
+    foreground: bool = False,
+    endpoint_uuid: str | None = None,
+    credentials: str | Path | None = None,
+) -> str:
+    """Validate endpoint ``name``, check credentials, then start it (detached by default).
+
+    The first step that needs Globus's web services is registration; when they cannot be
+    reached this raises EndpointError with one line saying so.
+    """
+    path = endpoint_dir(name)
+    if endpoint_uuid is not None and not _is_uuid(endpoint_uuid):
+        raise EndpointError(f"--endpoint-uuid {endpoint_uuid!r} is not a UUID")
+    from chiltepin.endpoint.validate import validate_dir
+
+    manifest = _manifest(path)
+    validate_dir(path, manifest.get("executors", []))
+    if credentials is not None:
+        os.environ.update(read_credentials(credentials))
+    if not has_credentials():
+        raise EndpointError(
+            "not logged in to Globus: run `chiltepin endpoint login` on a terminal, or set "
+            f"{CLIENT_ID_ENV} and {CLIENT_SECRET_ENV} (client credentials) for services"
+        )
+    args = ["start", path.name]
+    if endpoint_uuid:
+        args += ["--endpoint-uuid", endpoint_uuid]
+    if foreground:
+        # A service manager runs this: output goes to its log, the exit status is GCE's.
+        return _run(args, what=f"endpoint '{path.name}'", capture=False)
+    return _run([*args, "--detach"], what=f"endpoint '{path.name}'")
+
+
+def stop(name: str) -> str:
+    path = endpoint_dir(name)
+    return _run(["stop", path.name], what=f"endpoint '{path.name}'")
+
+
+def delete(name: str, *, force: bool = False) -> str:
+    """Delete the endpoint locally and, if it was ever registered, from Globus."""
+    path = endpoint_dir(name)
+    args = ["delete", path.name, "--yes"] + (["--force"] if force else [])
+    out = _run(args, what=f"endpoint '{path.name}'")
+    if path.exists():
+        raise EndpointError(
+            f"endpoint '{path.name}' was not deleted: {one_line(out) if out else 'unknown reason'}"
+        )
+    return out
+
+
+def login(*, force: bool = False) -> str:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise EndpointError(
+            "login is interactive (it prints a URL and asks for a code): run it on a "
+            f"terminal, or use client credentials ({CLIENT_ID_ENV}, {CLIENT_SECRET_ENV})"
+        )
+    return _run(["login"] + (["--force"] if force else []), what="login", capture=False)
+
+
+def logout(*, force: bool = False) -> str:
+    return _run(["logout"] + (["--force"] if force else []), what="logout")
+
+
+def _run(args: list[str], *, what: str, capture: bool = True) -> str:
+    cmd = [gce_command(), *args]
+    env = {**os.environ, "GLOBUS_COMPUTE_USER_DIR": str(endpoints_dir())}
+    try:
+        proc = subprocess.run(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL if capture else None,
+            capture_output=capture,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise EndpointError(f"cannot run {cmd[0]}: {exc.strerror}") from None
+    out = (proc.stdout or "") + (proc.stderr or "")
+    if proc.returncode != 0:
+        raise EndpointError(f"{what}: {summarize_failure(out, proc.returncode)}")
+    return out.strip()
+
+
+def summarize_failure(output: str, returncode: int) -> str:
+    """One line from globus-compute-endpoint's failure output (which may be a traceback)."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    if any(name in output for name in _NETWORK_ERRORS) or "Network failure" in output:
+        return (
+            "cannot reach Globus's web services (the endpoint must register with Globus "
+            f"to start; check network access to *.globus.org) [{_last_error(lines)}]"
+        )
+    if "Please authenticate with Globus" in output or "Aborted!" in lines[-1:]:
+        return "Globus login required: run `chiltepin endpoint login` on a terminal"
+    for line in reversed(lines):
+        if line.startswith("Error:"):
+            return one_line(line[len("Error:") :].strip())
+    return _last_error(lines) or f"globus-compute-endpoint exited with status {returncode}"
+
+
+def _last_error(lines: list[str]) -> str:
+    """The last ``package.Exception: message`` line of a traceback, else the last line."""
+    for line in reversed(lines):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*:", line):
+            return one_line(line)
+    return one_line(lines[-1]) if lines else ""
