@@ -12,26 +12,20 @@ checked as built, not run (tests named ``..._apptainer_command_construction_only
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from chiltepin.containers.base import (
     NOWHERE,
     Bind,
-    ContainerRuntime,
-    ImageInfo,
-    PullResult,
     Where,
-    cache_dir_of,
-    check_writable_dir,
-    timed,
 )
+from chiltepin.containers.cached import CachedImageRuntime
 from chiltepin.containers.reference import is_local_path, parse_image_ref
-from chiltepin.containers.registry import insecure_registry, remote_digest
+from chiltepin.containers.registry import insecure_registry
 
 
-class ApptainerRuntime(ContainerRuntime):
+class ApptainerRuntime(CachedImageRuntime):
     name = "apptainer"
     binary = "apptainer"
     image_kind = "file"
@@ -67,15 +61,13 @@ class ApptainerRuntime(ContainerRuntime):
         ]
 
     # ------------------------------------------------------------------ images
-    def image_path(self, image: str, cache_dir: str | None = None) -> str:
-        if is_local_path(image):
-            return os.path.abspath(os.path.expanduser(image))
-        ref = parse_image_ref(image)
-        cache = cache_dir_of(cache_dir)
-        return str(cache / f"{ref.file_stem}.sif")
+    suffix = ".sif"
 
-    def has_image(self, image: str, cache_dir: str | None = None) -> bool:
-        return Path(self.image_path(image, cache_dir)).is_file()
+    def _present(self, path: Path) -> bool:
+        return path.is_file()
+
+    def _size(self, path: Path) -> str | None:
+        return f"{path.stat().st_size / 1e6:.1f} MB"
 
     def check_image_present(self, settings, where: Where = NOWHERE) -> None:
         if is_local_path(settings.image):
@@ -100,54 +92,13 @@ class ApptainerRuntime(ContainerRuntime):
             args.append("--no-https")
         return [*args, dest, ref.docker_uri]
 
-    @timed
-    def pull(
-        self,
-        image: str,
-        cache_dir: str | None = None,
-        progress: bool = True,
-        force: bool = False,
-    ) -> PullResult:
-        if is_local_path(image):
-            return PullResult(self.image_path(image), None, changed=False, seconds=0)
-        ref = parse_image_ref(image)
-        sif = Path(self.image_path(image, cache_dir))
-        check_writable_dir(str(sif.parent))
-        sidecar = sif.with_name(sif.name + ".digest")
-        have = sidecar.read_text().strip() if sidecar.is_file() else None
-        remote = remote_digest(ref)
-        if sif.is_file() and not force and (remote is None or have == remote):
-            return PullResult(str(sif), have, changed=False, seconds=0)
-        part = sif.with_name(f"{sif.name}.part-{os.getpid()}")
-        try:
-            self._run(
-                self.pull_command(image, str(part), progress),
-                progress=progress,
-                what=f"{self.name} pull {ref}",
-            )
-            os.replace(part, sif)
-        finally:
-            part.unlink(missing_ok=True)
-        if remote:
-            sidecar.write_text(remote + "\n")
-        else:
-            sidecar.unlink(missing_ok=True)
-        return PullResult(str(sif), remote, changed=True, seconds=0)
-
-    def list_images(self, cache_dir: str | None = None) -> list[ImageInfo]:
-        cache = cache_dir_of(cache_dir)
-        images = []
-        for sif in sorted(cache.glob("*.sif")) if cache.is_dir() else []:
-            sidecar = sif.with_name(sif.name + ".digest")
-            images.append(
-                ImageInfo(
-                    name=sif.name,
-                    digest=sidecar.read_text().strip() if sidecar.is_file() else None,
-                    size=f"{sif.stat().st_size / 1e6:.1f} MB",
-                    path=str(sif),
-                )
-            )
-        return images
+    def _fetch(self, ref, part: Path, progress: bool) -> str | None:
+        self._run(
+            self.pull_command(str(ref), str(part), progress),
+            progress=progress,
+            what=f"{self.name} pull {ref}",
+        )
+        return None
 
 
 class SingularityRuntime(ApptainerRuntime):

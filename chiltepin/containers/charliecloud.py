@@ -26,18 +26,13 @@ from pathlib import Path
 from chiltepin.containers.base import (
     NOWHERE,
     Bind,
-    ContainerRuntime,
-    ImageInfo,
     PullError,
-    PullResult,
     Where,
-    cache_dir_of,
-    check_writable_dir,
     current_user,
-    timed,
 )
+from chiltepin.containers.cached import CachedImageRuntime
 from chiltepin.containers.reference import is_local_path, parse_image_ref
-from chiltepin.containers.registry import insecure_registry, remote_digest
+from chiltepin.containers.registry import insecure_registry
 
 #: ch-run binds the host's /tmp: paths under it need no bind.
 SHARED_TMP = "/tmp"
@@ -47,7 +42,7 @@ def _under_tmp(path: str) -> bool:
     return path == SHARED_TMP or path.startswith(SHARED_TMP + "/")
 
 
-class CharliecloudRuntime(ContainerRuntime):
+class CharliecloudRuntime(CachedImageRuntime):
     name = "charliecloud"
     binary = "ch-run"
     image_kind = "directory"
@@ -126,15 +121,8 @@ class CharliecloudRuntime(ContainerRuntime):
                 ) from None
 
     # ------------------------------------------------------------------ images
-    def image_path(self, image: str, cache_dir: str | None = None) -> str:
-        if is_local_path(image):
-            return os.path.abspath(os.path.expanduser(image))
-        ref = parse_image_ref(image)
-        cache = cache_dir_of(cache_dir)
-        return str(cache / ref.file_stem)
-
-    def has_image(self, image: str, cache_dir: str | None = None) -> bool:
-        return _is_image_dir(Path(self.image_path(image, cache_dir)))
+    def _present(self, path: Path) -> bool:
+        return _is_image_dir(path)
 
     def check_image_present(self, settings, where: Where = NOWHERE) -> None:
         path = self.image_for(settings)
@@ -162,64 +150,17 @@ class CharliecloudRuntime(ContainerRuntime):
             [self.convert_binary, "-i", "ch-image", "-o", "dir", name, dest],
         ]
 
-    @timed
-    def pull(
-        self,
-        image: str,
-        cache_dir: str | None = None,
-        progress: bool = True,
-        force: bool = False,
-    ) -> PullResult:
-        if is_local_path(image):
-            return PullResult(self.image_path(image), None, changed=False, seconds=0)
-        ref = parse_image_ref(image)
-        dest = Path(self.image_path(image, cache_dir))
-        check_writable_dir(str(dest.parent))
-        sidecar = dest.with_name(dest.name + ".digest")
-        have = sidecar.read_text().strip() if sidecar.is_file() else None
-        remote = remote_digest(ref)
-        if _is_image_dir(dest) and not force and (remote is None or have == remote):
-            return PullResult(str(dest), have, changed=False, seconds=0)
-        part = dest.with_name(f"{dest.name}.part-{os.getpid()}")
-        storage = str(dest.parent / ".ch-image")
-        tool, commands = self.pull_commands(image, str(part), storage)
+    def _fetch(self, ref, part: Path, progress: bool) -> str | None:
+        storage = str(part.parent / ".ch-image")
+        tool, commands = self.pull_commands(str(ref), str(part), storage)
         env = {**_system_python_env(), "CH_IMAGE_STORAGE": storage}
-        try:
-            if part.exists():
-                _rmtree(part)
-            for args in commands:
-                if not shutil.which(args[0], path=env["PATH"]):
-                    raise PullError(
-                        f"pulling {ref} for charliecloud needs '{args[0]}', which is not on PATH"
-                    )
-                self._run(args, progress=progress, env=env, what=f"{shlex.join(args[:2])} {ref}")
-            if dest.exists():
-                _rmtree(dest)
-            os.replace(part, dest)
-        finally:
-            if part.exists():
-                _rmtree(part)
-        digest = remote or (_podman_digest(str(ref)) if tool == "podman" else None)
-        if digest:
-            sidecar.write_text(digest + "\n")
-        else:
-            sidecar.unlink(missing_ok=True)
-        return PullResult(str(dest), digest, changed=True, seconds=0)
-
-    def list_images(self, cache_dir: str | None = None) -> list[ImageInfo]:
-        cache = cache_dir_of(cache_dir)
-        images = []
-        for entry in sorted(cache.iterdir()) if cache.is_dir() else []:
-            if entry.is_dir() and _is_image_dir(entry):
-                sidecar = entry.with_name(entry.name + ".digest")
-                images.append(
-                    ImageInfo(
-                        name=entry.name,
-                        digest=sidecar.read_text().strip() if sidecar.is_file() else None,
-                        path=str(entry),
-                    )
+        for args in commands:
+            if not shutil.which(args[0], path=env["PATH"]):
+                raise PullError(
+                    f"pulling {ref} for charliecloud needs '{args[0]}', which is not on PATH"
                 )
-        return images
+            self._run(args, progress=progress, env=env, what=f"{shlex.join(args[:2])} {ref}")
+        return _podman_digest(str(ref)) if tool == "podman" else None
 
 
 def _is_image_dir(path: Path) -> bool:
@@ -248,12 +189,3 @@ def _podman_digest(ref: str) -> str | None:
     )
     digest = proc.stdout.strip()
     return digest if proc.returncode == 0 and digest.startswith("sha256:") else None
-
-
-def _rmtree(path: Path) -> None:
-    # Images may hold read-only directories (ch-convert makes them u+w, others may not).
-    def onerror(func, name, _exc):
-        os.chmod(name, 0o700)
-        func(name)
-
-    shutil.rmtree(path, onerror=onerror)  # noqa: B028 - onerror is fine on 3.10-3.13
