@@ -343,15 +343,7 @@ class ContainerRuntime:
         labels: Mapping[str, str] | None = None,
     ) -> list[str]:
         """The command that, followed by the worker pool command, runs it in the image."""
-        head, tail = self._command(
-            settings,
-            binds=self.binds_for(settings, run_dir, workdir),
-            env_names=[*env_names, *settings.env],
-            workdir=workdir,
-            labels=labels or {},
-            mpi=False,
-        )
-        return [*head, *tail]
+        return self._full_command(settings, run_dir, env_names, workdir, labels, mpi=False)
 
     def exec_command(
         self,
@@ -364,13 +356,25 @@ class ContainerRuntime:
     ) -> list[str]:
         """The command that, followed by a program and its arguments, runs it in the image
         the way an MPI rank needs (host network, IPC and process namespaces)."""
+        return self._full_command(settings, run_dir, env_names, workdir, labels, mpi=True)
+
+    def _full_command(
+        self,
+        settings: ContainerSettings,
+        run_dir: str,
+        env_names: Iterable[str],
+        workdir: str | None,
+        labels: Mapping[str, str] | None,
+        *,
+        mpi: bool,
+    ) -> list[str]:
         head, tail = self._command(
             settings,
             binds=self.binds_for(settings, run_dir, workdir),
             env_names=[*env_names, *settings.env],
             workdir=workdir,
             labels=labels or {},
-            mpi=True,
+            mpi=mpi,
         )
         return [*head, *tail]
 
