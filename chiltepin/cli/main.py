@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "chiltepin.cli.site_cmd",
     "chiltepin.cli.image_cmd",
     "chiltepin.cli.endpoint_cmd",
+    "chiltepin.cli.agent_cmd",
 )
 
 
