@@ -7,11 +7,7 @@ and the agents' Parsl workers unpickle them by reference.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -113,69 +109,3 @@ def wait_for(check, timeout: float = 60.0, interval: float = 0.1):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
-
-
-# --- redis ------------------------------------------------------------------------------------
-
-
-def redis_server_binary() -> str | None:
-    """``redis-server``, installed from Debian's packages if missing and we may."""
-    server = shutil.which("redis-server")
-    if server is None and shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server"]
-        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-            subprocess.run(install, env=env, capture_output=True)
-        server = shutil.which("redis-server")
-    return server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def redis_server(server: str, state: Path):
-    """A throwaway redis-server on loopback; yields its port."""
-    import redis
-
-    port = free_port()
-    with open(state / "redis.log", "wb") as log:
-        proc = subprocess.Popen(
-            [
-                server,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(state),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"redis-server did not start: {(state / 'redis.log').read_text()}"
-                    ) from None
-                time.sleep(0.05)
-        client.close()
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

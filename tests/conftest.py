@@ -203,3 +203,15 @@ def no_containers_left(pulled_image):
     if left:
         subprocess.run(["podman", "rm", "-f", *left], capture_output=True, timeout=120)
     assert not left, f"containers left behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def redis_port(tmp_path_factory):
+    """A redis-server on loopback (tests/infra/redis_server.py) for Redis exchanges."""
+    sys.path.insert(0, str(TESTS / "infra"))
+    import redis_server
+
+    server = redis_server.binary()
+    require(server is not None, "redis-server (apt-get install -y redis-server)")
+    with redis_server.serve(server, tmp_path_factory.mktemp("redis")) as port:
+        yield port

@@ -24,7 +24,7 @@ from pathlib import Path
 import agent_service_support as S
 import pytest
 from agents_support import processes_under, wait_until_gone
-from conftest import REPO, TESTS, require
+from conftest import REPO, TESTS
 
 from chiltepin.cli.main import main
 
@@ -125,14 +125,6 @@ def http_exchange():
 
     with EmbeddedExchange() as server:
         yield server.url
-
-
-@pytest.fixture(scope="module")
-def redis_port(tmp_path_factory):
-    server = S.redis_server_binary()
-    require(server is not None, "redis-server (apt-get install -y redis-server)")
-    with S.redis_server(server, tmp_path_factory.mktemp("redis")) as port:
-        yield port
 
 
 # --- live services ------------------------------------------------------------------------------

@@ -10,9 +10,6 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -306,69 +303,6 @@ async def test_nothing_left_behind_when_the_manager_context_raises(workflow, roo
 
 
 # --- Redis exchange ----------------------------------------------------------------------------
-
-
-def _redis_server() -> str | None:
-    """``redis-server``, installed from Debian's packages if missing and we may."""
-    server = shutil.which("redis-server")
-    if server is None and shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server"]
-        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-            subprocess.run(install, env=env, capture_output=True)
-        server = shutil.which("redis-server")
-    return server
-
-
-@pytest.fixture(scope="module")
-def redis_port(tmp_path_factory):
-    server = _redis_server()
-    if server is None:
-        message = "redis-server is not available (apt-get install -y redis-server)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-    import redis
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    state = tmp_path_factory.mktemp("redis")
-    with open(state / "redis.log", "wb") as log:
-        proc = subprocess.Popen(
-            [
-                server,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(state),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start: {(state / 'redis.log').read_text()}")
-                time.sleep(0.05)
-        client.close()
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.mark.redis
