@@ -1,11 +1,18 @@
 """Agents: action round trip through a chiltepin agent vs a plain Academy agent, and
 launch-to-first-action time.
 
-Both agents run on the same local HTEX executor and talk through the same exchange (the
+Both agents run on the same HTEX executor and talk through the same exchange (the
 embedded HTTP exchange that AgentSystem starts). Round trips are sequential calls of an
 async ``echo`` action; the chiltepin agent's sync action (run in a thread) is measured
 too. Launch-to-first-action covers registration, the Parsl submission, the agent's start
-(for a chiltepin agent: starting its own workflow) and the first reply.
+(for a chiltepin agent: starting its own workflow) and the first reply; "cold" is the
+first launch on the executor, which also starts its worker pool.
+
+By default everything runs on this machine. With ``--site testcluster`` (the loopback
+Slurm cluster, started with tests/infra/slurm.sh as benchmarks/bench_slurm.py does) the
+agents run on the profile's ``service`` executor (a Slurm job: "cold" includes its start)
+and a chiltepin agent's workflow comes from the same profile: its first task action
+includes the start of a Slurm job on ``compute``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # Workers unpickle the agent classes below by reference when this runs as bench_agents.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+# Workflows started in Slurm jobs need interchange.py and process_worker_pool.py on PATH.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 from academy.agent import Agent, action  # noqa: E402
 from academy.manager import Manager  # noqa: E402
@@ -87,23 +96,33 @@ async def launch_to_first(launch, call) -> tuple[float, object]:
     return time.perf_counter() - start, handle
 
 
-async def run(calls: int, run_root: str) -> dict:
-    workflow = Workflow(MANAGER_CONFIG, run_dir=f"{run_root}/manager", include=["manager-executor"])
+async def run(calls: int, run_root: str, site: str | None = None) -> dict:
+    if site is None:
+        executor = "manager-executor"
+        workflow = Workflow(MANAGER_CONFIG, run_dir=f"{run_root}/manager", include=[executor])
+        idle = {"agent_workflow_config": IDLE_CONFIG, "agent_workflow_include": ["idle"]}
+        compute = {"agent_workflow_config": COMPUTE_CONFIG, "agent_workflow_include": ["compute"]}
+    else:
+        executor = "service"
+        workflow = Workflow(site=site, run_dir=f"{run_root}/manager", include=[executor])
+        # The agent's workflow submits no job until its first task.
+        idle = compute = {"site": site, "agent_workflow_include": ["compute"]}
     workflow.start()
     try:
-        system = AgentSystem(workflow, ["manager-executor"])
+        system = AgentSystem(workflow, [executor])
         async with await system.manager() as manager:
             from chiltepin.agents._pool import pool_executors
 
             plain_manager = await Manager.from_exchange_factory(
                 manager.exchange_factory,
-                executors=pool_executors(workflow.dfk, ["manager-executor"]),
-                default_executor="manager-executor",
+                executors=pool_executors(workflow.dfk, [executor]),
+                default_executor=executor,
             )
             async with plain_manager:
                 # Warm the executor's worker pool so both launches start from the same state.
-                warm = await plain_manager.launch(PlainEcho)
-                await warm.echo(0)
+                cold_first, warm = await launch_to_first(
+                    lambda: plain_manager.launch(PlainEcho), lambda h: h.echo(0)
+                )
                 await plain_manager.shutdown(warm)
 
                 plain_first, plain = await launch_to_first(
@@ -111,10 +130,7 @@ async def run(calls: int, run_root: str) -> dict:
                 )
                 ours_first, ours = await launch_to_first(
                     lambda: manager.launch(
-                        ChiltepinEcho,
-                        agent_workflow_config=IDLE_CONFIG,
-                        agent_workflow_include=["idle"],
-                        agent_workflow_run_dir=f"{run_root}/echo",
+                        ChiltepinEcho, agent_workflow_run_dir=f"{run_root}/echo", **idle
                     ),
                     lambda h: h.echo(0),
                 )
@@ -126,10 +142,7 @@ async def run(calls: int, run_root: str) -> dict:
 
                 task_first, tasker = await launch_to_first(
                     lambda: manager.launch(
-                        ChiltepinEcho,
-                        agent_workflow_config=COMPUTE_CONFIG,
-                        agent_workflow_include=["compute"],
-                        agent_workflow_run_dir=f"{run_root}/tasker",
+                        ChiltepinEcho, agent_workflow_run_dir=f"{run_root}/tasker", **compute
                     ),
                     lambda h: h.echo_task(0),
                 )
@@ -142,6 +155,7 @@ async def run(calls: int, run_root: str) -> dict:
         "chiltepin_rt_ms": ours_rt,
         "chiltepin_sync_rt_ms": sync_rt,
         "chiltepin_task_rt_ms": task_rt,
+        "cold_first_s": cold_first,
         "plain_first_s": plain_first,
         "chiltepin_first_s": ours_first,
         "chiltepin_first_task_s": task_first,
@@ -151,9 +165,26 @@ async def run(calls: int, run_root: str) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=500, help="round trips per agent")
+    parser.add_argument(
+        "--site",
+        help="run the agents on this site profile's service executor (testcluster: the "
+        "loopback Slurm cluster, started here); default: this machine",
+    )
     args = parser.parse_args(argv)
+    cluster = None
+    if args.site == "testcluster":
+        sys.path.insert(0, str(HERE.parent / "tests" / "infra"))
+        import slurm_cluster as cluster
+
+        os.environ.update(cluster.start())
+    # Slurm jobs start in the submitting directory: keep run directories out of the cwd.
     with tempfile.TemporaryDirectory(prefix="bench-agents-") as run_root:
-        r = asyncio.run(run(args.calls, run_root))
+        previous = os.getcwd()
+        os.chdir(run_root)
+        try:
+            r = asyncio.run(run(args.calls, run_root, args.site))
+        finally:
+            os.chdir(previous)
 
     def line(label: str, key: str) -> None:
         median, p95 = r[key]
@@ -167,10 +198,14 @@ def main(argv=None) -> dict:
     median = r["chiltepin_rt_ms"][0] / r["plain_rt_ms"][0]
     p95 = r["chiltepin_rt_ms"][1] / r["plain_rt_ms"][1]
     print(f"  {'ratio chiltepin/plain, async':<36}: {median:6.2f}x median, {p95:.2f}x p95")
-    print("launch to first action (s):")
+    where = f"site {args.site}" if args.site else "this machine"
+    print(f"launch to first action, {where} (s):")
+    print(f"  {'plain Academy agent, cold executor':<36}: {r['cold_first_s']:6.2f}")
     print(f"  {'plain Academy agent':<36}: {r['plain_first_s']:6.2f}")
     print(f"  {'chiltepin agent (own idle workflow)':<36}: {r['chiltepin_first_s']:6.2f}")
     print(f"  {'chiltepin agent, first task action':<36}: {r['chiltepin_first_task_s']:6.2f}")
+    if cluster is not None:
+        print(f"  jobs left in queue afterwards: {len(cluster.leftover_jobs(wait=30))}")
     return r
 
 

@@ -21,6 +21,7 @@ BENCHMARKS = {
     "tasks": ("bench_tasks", ["--tasks", "300", "--rounds", "3"]),
     "slurm": ("bench_slurm", ["--tasks", "100", "--rounds", "1"]),
     "containers": ("bench_containers", ["--tasks", "100", "--rounds", "1"]),
+    "agents": ("bench_agents", ["--calls", "200"]),
 }
 
 

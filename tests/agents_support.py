@@ -158,6 +158,11 @@ class ProbeBase:
     async def pid(self) -> int:
         return os.getpid()
 
+    @agent_action
+    async def placement(self) -> dict:
+        """Where the agent itself runs (its Slurm job, if any)."""
+        return whereabouts()
+
 
 @chiltepin_agent(agent_workflow_include=["compute"])
 class Probe(ProbeBase):
@@ -195,9 +200,9 @@ class Probe(ProbeBase):
     @agent_action
     def where(self) -> dict:
         """Runs on a task worker: not the agent's process."""
-        import os
+        from agents_support import whereabouts
 
-        return {"pid": os.getpid(), "tick": self.tick}
+        return {**whereabouts(), "tick": self.tick}
 
     @agent_action
     @bash_task
@@ -220,6 +225,19 @@ class Probe(ProbeBase):
 
 
 # --- process checks for the tests ----------------------------------------------------------
+
+
+def whereabouts() -> dict:
+    """Where this process runs: pid, Slurm job and partition, and the container image's
+    marker (None on the host; containers/Dockerfile writes /opt/chiltepin/IMAGE)."""
+    marker = "/opt/chiltepin/IMAGE"
+    return {
+        "pid": os.getpid(),
+        "partition": os.environ.get("SLURM_JOB_PARTITION"),
+        "node": os.environ.get("SLURMD_NODENAME"),
+        "job": os.environ.get("SLURM_JOB_ID"),
+        "image": open(marker).read().strip() if os.path.exists(marker) else None,
+    }
 
 
 def processes_under(root) -> list:

@@ -35,7 +35,8 @@ def test_decorated_class_is_an_academy_agent_exposing_only_marked_methods():
     assert S.Probe.__name__ == "Probe" and S.Probe.__module__ == "agents_support"
     definition = S.Probe.__chiltepin_agent__
     assert definition.actions == {
-        "pid": "async",  # inherited from an undecorated base class
+        "pid": "async",  # inherited from an undecorated base class, as is placement
+        "placement": "async",
         "slow_sync": "sync",
         "ticks_now": "async",
         "fail_sync": "sync",

@@ -1,7 +1,8 @@
 """``AgentHandle``: an Academy handle that says *why* an agent is gone.
 
 When an agent fails (its workflow did not start, ``__init__`` raised, a loop crashed)
-Academy closes its mailbox and a caller only sees "mailbox terminated". Handles made by a
+Academy closes its mailbox and a caller only sees "mailbox terminated" (or, for a request
+that arrived while the agent was starting, "cancelled by the agent"). Handles made by a
 ``ChiltepinManager`` ask the manager for the agent's exception and raise
 :class:`AgentFailedError` from it instead. Pickled, they become plain Academy handles.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from academy.exception import MailboxTerminatedError
+from academy.exception import ActionCancelledError, MailboxTerminatedError, PingCancelledError
 from academy.handle import Handle
 
 from chiltepin.agents.errors import AgentFailedError
@@ -32,6 +33,10 @@ class AgentHandle(Handle):
         except MailboxTerminatedError as exc:
             await self._raise_failure(exc)
             raise
+        except ActionCancelledError:
+            # Requests received during startup wait for it; if it fails, they are cancelled.
+            await self._raise_agent_failure()
+            raise
 
     async def ping(self, *, timeout: float | None = None) -> float:
         try:
@@ -39,10 +44,18 @@ class AgentHandle(Handle):
         except MailboxTerminatedError as exc:
             await self._raise_failure(exc)
             raise
+        except PingCancelledError:
+            await self._raise_agent_failure()
+            raise
 
     async def _raise_failure(self, terminated: MailboxTerminatedError) -> None:
         if getattr(terminated, "uid", None) != self._agent_id:
             return  # our own mailbox (the caller's), not the agent's
+        await self._raise_agent_failure()
+
+    async def _raise_agent_failure(self) -> None:
+        """Raise AgentFailedError if the agent stopped with an error (waiting a little for
+        it to stop); return if it is running or stopped cleanly."""
         manager = self._chiltepin_manager() if self._chiltepin_manager is not None else None
         if manager is None:
             return
