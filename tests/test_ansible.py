@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TESTS, require
+from conftest import REPO, require
 
 ANSIBLE = REPO / "ansible"
 BIN = Path(sys.executable).parent
@@ -29,15 +29,6 @@ LINT = BIN / "ansible-lint"
 
 def have_ansible() -> None:
     require(PLAYBOOK.exists() and LINT.exists(), "ansible (pip install -e '.[ansible]')")
-
-
-def image_command_available() -> bool:
-    out = subprocess.run(
-        [sys.executable, "-m", "chiltepin.cli.main", "image", "--help"],
-        capture_output=True,
-        text=True,
-    )
-    return out.returncode == 0
 
 
 def play(*args: str, extra: dict | None = None, tmp: Path | None = None, check: bool = False):
@@ -72,21 +63,9 @@ def base_vars(root: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def registry_image():
-    """The image in the loopback registry, when `chiltepin image` exists to pull it."""
-    if not image_command_available():
-        return None
-    sys.path.insert(0, str(TESTS / "infra"))
-    import containers_env
-
-    try:
-        env = containers_env.apply_env()
-        containers_env.build_image()
-        containers_env.start_registry()
-        ref = containers_env.push()
-    except (RuntimeError, OSError) as exc:
-        require(False, f"podman, the test image and the local registry ({exc})")
-    return ref, env
+def registry_image(container_infra):
+    """The runtime image in the loopback registry (built and pushed once per session)."""
+    return container_infra["CHILTEPIN_REGISTRY_IMAGE"], dict(container_infra)
 
 
 @pytest.fixture(scope="module")
@@ -95,21 +74,18 @@ def converged(tmp_path_factory, registry_image):
     have_ansible()
     root = tmp_path_factory.mktemp("ansible")
     extra = base_vars(root)
-    if registry_image:
-        ref, env = registry_image
-        extra.update(
-            chiltepin_image_pull=True,
-            chiltepin_site_overrides={
-                "container": {
-                    "runtime": "podman",
-                    "image": ref,
-                    "cache_dir": str(root / "images"),
-                }
-            },
-            chiltepin_image_environment={
-                k: v for k, v in env.items() if k.startswith("CONTAINERS_")
-            },
-        )
+    ref, env = registry_image
+    extra.update(
+        chiltepin_image_pull=True,
+        chiltepin_site_overrides={
+            "container": {
+                "runtime": "podman",
+                "image": ref,
+                "cache_dir": str(root / "images"),
+            }
+        },
+        chiltepin_image_environment={k: v for k, v in env.items() if k.startswith("CONTAINERS_")},
+    )
     first = play(extra=extra, tmp=root, check=True)
     second = play(extra=extra, tmp=root, check=True)
     return root, extra, first, second
@@ -213,8 +189,6 @@ def test_verify_installation(converged):
 
 
 def test_image_pulled_into_the_cache(converged, registry_image):
-    if registry_image is None:
-        pytest.skip("pending: `chiltepin image pull/path` (containers work) is not installed yet")
     root, extra, first, _ = converged
     prefix = Path(extra["chiltepin_prefix"])
     assert "Pull the image" in first.stdout
@@ -226,6 +200,8 @@ def test_image_pulled_into_the_cache(converged, registry_image):
         env=env,
     )
     assert where.returncode == 0, where.stderr
+    recorded = (prefix / "etc" / "image.env").read_text()
+    assert f"CHILTEPIN_IMAGE_PATH={where.stdout.strip()}" in recorded
 
 
 def test_check_mode_changes_nothing(converged, tmp_path):

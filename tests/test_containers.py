@@ -187,8 +187,9 @@ def test_charliecloud_commands_and_mount_points(tmp_path):
     cmd = runtime.worker_command(cfg, run_dir=str(tmp_path / "run"), workdir=str(REPO))
     assert cmd[:4] == ["env", f"USER={_user()}", "ch-run", "--set-env"]
     assert cmd[-2:] == [str(image), "--"]
-    # ch-run shares the host's /tmp: run dirs there need no bind
-    assert pairs(cmd, "-b") == [str(REPO), str(SITES), "/etc:/mnt/etc"]
+    # ch-run shares the host's /tmp: run dirs (and a checkout) there need no bind
+    shared = [p for p in (str(REPO), str(SITES)) if not p.startswith("/tmp/")]
+    assert pairs(cmd, "-b") == [*shared, "/etc:/mnt/etc"]
     assert pairs(cmd, "-c") == [str(REPO)]
     runtime.prepare(cfg, runtime.binds_for(cfg, str(tmp_path / "run"), str(REPO)))
     assert (image / str(SITES).lstrip("/")).is_dir() and (image / "mnt/etc").is_dir()
