@@ -311,11 +311,6 @@ def test_spec_check_skips_paths_that_may_exist_only_where_the_agent_runs(tmp_pat
 
 
 def test_site_spec_builds_a_site_workflow():
-    pytest.importorskip("chiltepin.sites")
-    from chiltepin.sites import SiteRegistry
-
-    if "local" not in SiteRegistry().names():
-        pytest.skip("no 'local' site profile")
     spec = AgentWorkflowSpec.for_launch(
         "Model", default_include=None, default_run_dir=None, site="local"
     )

@@ -196,11 +196,6 @@ async def test_agent_system_refuses_an_unstarted_workflow():
 
 
 def test_agent_system_takes_the_site_exchange():
-    pytest.importorskip("chiltepin.sites")
-    from chiltepin.sites import SiteRegistry
-
-    if "local" not in SiteRegistry().names():
-        pytest.skip("no 'local' site profile")
     system = AgentSystem(site="local", executor_names=["service"])
     assert system.exchange == ExchangeSettings(kind="embedded")
     assert system.workflow is None  # made, started and cleaned up per manager
