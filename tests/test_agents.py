@@ -94,23 +94,29 @@ async def eventually(check, timeout=20.0):
 # --- the guide's examples ----------------------------------------------------------------
 
 
+async def check_weather_model(model) -> dict:
+    """The guide's WeatherModel behaves as documented; returns its workflow info."""
+    temperature = await model.get_temperature()
+    assert isinstance(temperature, float) and abs(temperature - 25.0) < 10
+    forecast = await model.forecast(executor=["compute"])
+    assert re.fullmatch(r"(sunny|cloudy|rainy) at -?[\d.]+°C", forecast), forecast
+
+    async def loop_moved_it():
+        return await model.get_temperature() != temperature
+
+    await eventually(loop_moved_it)
+    info = await model.agent_workflow_info()
+    assert info["executors"] == ["compute"]
+    return info
+
+
 async def test_weather_model(manager):
     # agent_workflow_include comes from the decorator's default
     async with launched(
         manager, S.WeatherModel, agent_workflow_config=AGENT_CONFIG, args=(25.0,)
     ) as model:
-        temperature = await model.get_temperature()
-        assert isinstance(temperature, float) and abs(temperature - 25.0) < 10
-
-        forecast = await model.forecast(executor=["compute"])
-        assert re.fullmatch(r"(sunny|cloudy|rainy) at -?[\d.]+°C", forecast), forecast
-
-        async def loop_moved_it():
-            return await model.get_temperature() != temperature
-
-        await eventually(loop_moved_it)
-        info = await model.agent_workflow_info()
-        assert info["executors"] == ["compute"] and info["running"]
+        info = await check_weather_model(model)
+        assert info["running"]
 
 
 async def test_data_processor_sync_actions(manager):

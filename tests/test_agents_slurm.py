@@ -28,7 +28,7 @@ import agents_support as S  # tests/ is on the workers' PYTHONPATH (conftest)
 import pytest
 import pytest_asyncio
 from conftest import SITES, labelled_containers, wait_until_gone
-from test_agents import eventually, launched
+from test_agents import check_weather_model, eventually, launched
 
 from chiltepin import AgentSystem, __version__
 from chiltepin.agents import AgentFailedError
@@ -170,17 +170,8 @@ async def test_raising_action_reaches_the_caller(probe, action, error):
 async def test_weather_model(run):
     # agent_workflow_include comes from the decorator's default
     async with launched(run.manager, S.WeatherModel, site=run.profile, args=(25.0,)) as model:
-        temperature = await model.get_temperature()
-        assert isinstance(temperature, float) and abs(temperature - 25.0) < 10
-        forecast = await model.forecast(executor=["compute"])
-        assert re.fullmatch(r"(sunny|cloudy|rainy) at -?[\d.]+°C", forecast), forecast
-
-        async def loop_moved_it():
-            return await model.get_temperature() != temperature
-
-        await eventually(loop_moved_it)
-        info = await model.agent_workflow_info()
-        assert info["executors"] == ["compute"] and info["site"] == run.profile
+        info = await check_weather_model(model)
+        assert info["site"] == run.profile
 
 
 async def test_data_processor_sync_actions(run):
