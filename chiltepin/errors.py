@@ -1,13 +1,23 @@
-"""Errors the toolkit reports to users: one message naming where the problem is."""
+"""The toolkit's one error tree: each error is one message, and carries its CLI exit status.
+
+``chiltepin`` prints ``chiltepin: error: <message>`` for any :class:`ChiltepinError` and
+exits with its ``exit_code``: 2 for input that is the user's to fix (:class:`ConfigError`,
+:class:`EndpointError`), 1 for something that failed while running (a service, an agent,
+an exchange, an image pull).
+"""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import ClassVar
 
 
 class ChiltepinError(Exception):
-    """Base class for errors that are the user's to fix (the CLI exits 2 on these)."""
+    """Base of every error the toolkit reports to users."""
+
+    #: The ``chiltepin`` command's exit status when this error ends it.
+    exit_code: ClassVar[int] = 2
 
 
 class ConfigError(ChiltepinError, ValueError):
@@ -54,3 +64,39 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """Return a 'did you mean ...?' hint for a misspelled word, or None."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
+
+
+class EndpointError(ChiltepinError):
+    """An endpoint cannot be configured, rendered, started or managed as asked."""
+
+
+class ServiceError(ChiltepinError):
+    """Something went wrong with a running service or exchange (not the user's input)."""
+
+    exit_code = 1
+
+
+class ActionFailed(ServiceError):
+    """An agent's action raised; the message is the action's error."""
+
+
+class AgentFailedError(ChiltepinError, RuntimeError):
+    """An agent stopped with an error (for example, its workflow failed to start).
+
+    Raised to a caller whose action or ping found the agent gone; ``__cause__`` is the
+    agent's own exception.
+    """
+
+    exit_code = 1
+
+
+class ExchangeError(ChiltepinError, RuntimeError):
+    """An agent exchange could not be started or reached."""
+
+    exit_code = 1
+
+
+class PullError(ChiltepinError):
+    """Pulling an image failed (registry unreachable, image missing, runtime error)."""
+
+    exit_code = 1

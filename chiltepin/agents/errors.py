@@ -1,11 +1,7 @@
-"""Errors of the agent layer."""
+"""Errors of the agent layer (defined in :mod:`chiltepin.errors`, the one error tree)."""
 
 from __future__ import annotations
 
+from chiltepin.errors import AgentFailedError, ExchangeError
 
-class AgentFailedError(RuntimeError):
-    """An agent stopped with an error (for example, its workflow failed to start).
-
-    Raised to a caller whose action or ping found the agent gone; ``__cause__`` is the
-    agent's own exception.
-    """
+__all__ = ["AgentFailedError", "ExchangeError"]

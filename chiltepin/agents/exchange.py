@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chiltepin.config.schema import ExchangeSettings
+from chiltepin.errors import ExchangeError
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ async def open_exchange(value: ExchangeLike | None) -> tuple[Any, Closer | None]
     return factory, server.astop
 
 
-class EmbeddedExchangeError(RuntimeError):
+class EmbeddedExchangeError(ExchangeError):
     """The embedded exchange server did not start."""
 
 

@@ -98,11 +98,6 @@ def _quiet_client() -> None:
     logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
 
 
-def _service_failed(exc: Exception) -> int:
-    print(f"chiltepin: error: {exc}", file=sys.stderr)
-    return 1
-
-
 # --- handlers ------------------------------------------------------------------------------
 
 
@@ -159,13 +154,10 @@ def _unit(args: argparse.Namespace) -> int:
 
 def _launch(args: argparse.Namespace) -> int:
     _quiet_client()
-    from chiltepin.agents.serve.control import ServiceError, launch_service
+    from chiltepin.agents.serve.control import launch_service
     from chiltepin.agents.serve.state import log_path
 
-    try:
-        state = launch_service(args.config, timeout=args.timeout)
-    except ServiceError as exc:
-        return _service_failed(exc)
+    state = launch_service(args.config, timeout=args.timeout)
     print(state.agent_id)
     print(
         f"agent service '{state.name}': {state.agent_class} on {state.exchange_label}, "
@@ -181,7 +173,6 @@ def _list(args: argparse.Namespace) -> int:
 
     from chiltepin.agents.serve.control import (
         ANY_CHILTEPIN_AGENT,
-        ServiceError,
         discover_agents,
         exchange_label,
         service_rows,
@@ -197,12 +188,7 @@ def _list(args: argparse.Namespace) -> int:
     rows = service_rows()
     discovered = None
     if exchange is not None:
-        try:
-            discovered = asyncio.run(
-                discover_agents(exchange, args.agent_class or ANY_CHILTEPIN_AGENT)
-            )
-        except ServiceError as exc:
-            return _service_failed(exc)
+        discovered = asyncio.run(discover_agents(exchange, args.agent_class or ANY_CHILTEPIN_AGENT))
     if args.json:
         out: dict[str, Any] = {"services": rows}
         if discovered is not None:
@@ -241,17 +227,14 @@ def _call(args: argparse.Namespace) -> int:
     _quiet_client()
     import asyncio
 
-    from chiltepin.agents.serve.control import ServiceError, call_action, resolve
+    from chiltepin.agents.serve.control import call_action, resolve
 
     positional = _json_arg(args.args, "--args", list, "a JSON list, e.g. '[1, \"two\"]'")
     keywords = _json_arg(args.kwargs, "--kwargs", dict, "a JSON object, e.g. '{\"by\": 2}'")
     target = resolve(args.target, _exchange(args))
-    try:
-        result = asyncio.run(
-            call_action(target, args.action, positional, keywords, timeout=args.timeout)
-        )
-    except ServiceError as exc:
-        return _service_failed(exc)
+    result = asyncio.run(
+        call_action(target, args.action, positional, keywords, timeout=args.timeout)
+    )
     print(json.dumps(result, default=_jsonable, ensure_ascii=False))
     return 0
 
@@ -260,13 +243,10 @@ def _shutdown(args: argparse.Namespace) -> int:
     _quiet_client()
     import asyncio
 
-    from chiltepin.agents.serve.control import ServiceError, resolve, shutdown_agent
+    from chiltepin.agents.serve.control import resolve, shutdown_agent
 
     target = resolve(args.target, _exchange(args))
-    try:
-        message = asyncio.run(shutdown_agent(target, timeout=args.timeout))
-    except ServiceError as exc:
-        return _service_failed(exc)
+    message = asyncio.run(shutdown_agent(target, timeout=args.timeout))
     print(message)
     return 0
 

@@ -48,8 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except ChiltepinError as exc:
+        # The one place errors become exit statuses (see chiltepin.errors).
         print(f"chiltepin: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except BrokenPipeError:
         # Output piped into e.g. `head`: stop quietly, like other command-line tools.
         import os

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from chiltepin.containers.reference import ImageRef, is_local_path, parse_image_ref
-from chiltepin.errors import ChiltepinError, ConfigError
+from chiltepin.errors import ConfigError, PullError
 
 if TYPE_CHECKING:
     from chiltepin.config.schema import ContainerSettings
@@ -71,10 +71,6 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\*?$")
 _SYSTEM_DIRS = frozenset(
     "/ /bin /boot /dev /etc /lib /lib32 /lib64 /opt /proc /root /run /sbin /sys /usr /var".split()
 )
-
-
-class PullError(ChiltepinError):
-    """Pulling an image failed (registry unreachable, image missing, runtime error)."""
 
 
 @dataclass(frozen=True)

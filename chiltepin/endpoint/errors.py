@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from chiltepin.errors import ChiltepinError
+from chiltepin.errors import EndpointError
 
-
-class EndpointError(ChiltepinError):
-    """An endpoint cannot be configured, rendered, started or managed as asked."""
+__all__ = ["EndpointError", "one_line"]
 
 
 def one_line(value: object, limit: int = 400) -> str:

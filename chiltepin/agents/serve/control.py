@@ -31,21 +31,13 @@ from chiltepin.agents.serve.state import (
     remove_state,
 )
 from chiltepin.config.schema import ExchangeSettings
-from chiltepin.errors import ConfigError, did_you_mean
+from chiltepin.errors import ActionFailed, ConfigError, ServiceError, did_you_mean
 
 logger = logging.getLogger(__name__)
 
 #: Class name that every chiltepin agent's registration lists (discovery by class).
 ANY_CHILTEPIN_AGENT = "chiltepin.agents.behaviour.ChiltepinAgent"
 CLIENT_NAME = "chiltepin-cli"
-
-
-class ServiceError(Exception):
-    """Something went wrong with a running service (not the user's input): exit 1."""
-
-
-class ActionFailed(ServiceError):
-    """The agent's action raised; the message is the action's error."""
 
 
 # --- exchanges ------------------------------------------------------------------------------
