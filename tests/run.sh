@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 export PATH="$PWD/$VENV/bin:$PATH"
 "$VENV/bin/ruff" check chiltepin tests benchmarks examples
-"$VENV/bin/python" -m pytest -p no:cacheprovider -rfEs "$@"
+"$VENV/bin/python" -m pytest -p no:cacheprovider -rfEs --durations=15 "$@"
