@@ -66,7 +66,7 @@ def setup() -> dict:
 def one_round(n: int, order: list[str]) -> dict[str, tuple[float, float]]:
     """{executor: (seconds to the first result, tasks/s)} for compute (podman) and bare;
     ``order``: which executor's block is submitted first (alternated between rounds)."""
-    import container_support as cs
+    from helpers import container_tasks as cs
 
     from chiltepin import Workflow
 
@@ -94,8 +94,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    import container_support  # noqa: F401 - fail early if tests/ is not importable
     import containers_env
+    import helpers.container_tasks  # noqa: F401 - fail early if tests/ is not importable
     import slurm_cluster
 
     try:

@@ -1,4 +1,7 @@
-"""Shared fixtures: real components only, and nothing may be left running."""
+"""Shared fixtures: real components only, and nothing may be left running.
+
+Helpers (paths, the CLI runner, process probes) live in the ``helpers`` package.
+"""
 
 from __future__ import annotations
 
@@ -6,59 +9,31 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
-BIN = Path(sys.executable).parent
-
-# Parsl workers unpickle task functions defined in test modules: make them importable,
+# Parsl workers unpickle task functions and agents defined in tests/helpers and in
+# examples/agents (the guide's examples): make them importable here and in every worker,
 # and make the worker scripts (interchange.py, process_worker_pool.py) findable.
+_EXAMPLES = TESTS.parent / "examples" / "agents"
 os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p
+    p for p in (str(TESTS), str(_EXAMPLES), os.environ.get("PYTHONPATH", "")) if p
 )
-sys.path.insert(0, str(TESTS))
+sys.path[:0] = [str(TESTS), str(_EXAMPLES)]
+
+from helpers.cli import run as chiltepin_cli  # noqa: E402
+from helpers.infra import BIN, REPO, SITES, labelled_containers, require  # noqa: E402
+from helpers.processes import parsl_processes, wait_until_gone  # noqa: E402
+
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 # Tests never read the user's own site overrides.
-os.environ["XDG_CONFIG_HOME"] = str(Path(__import__("tempfile").mkdtemp(prefix="chiltepin-xdg-")))
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="chiltepin-xdg-")
 os.environ.pop("CHILTEPIN_SITE_PATH", None)
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-PARSL_PROCESS_MARKERS = ("interchange.py", "HTEX interchange", "process_worker_pool.py")
-
-
-def require(available: bool, what: str) -> None:
-    """Skip when a component is missing, except under CI=true, where that is a failure."""
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{what} is required under CI=true but is not available")
-    pytest.skip(f"{what} not available")
-
-
-def parsl_processes() -> list[str]:
-    """Command lines of Parsl interchange and worker processes still running."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [
-        line.strip()
-        for line in out.splitlines()
-        if any(m in line for m in PARSL_PROCESS_MARKERS) and "ps -eo" not in line
-    ]
-
-
-def wait_until_gone(probe, timeout: float = 30.0) -> list[str]:
-    """Poll ``probe()`` until it returns nothing or ``timeout`` passes; return the last."""
-    deadline = time.monotonic() + timeout
-    left = probe()
-    while left and time.monotonic() < deadline:
-        time.sleep(0.5)
-        left = probe()
-    return left
 
 
 @pytest.fixture
@@ -101,20 +76,6 @@ def slurm(slurm_cluster, no_leftovers):
 
 
 # ---------------------------------------------------------------------- containers
-SITES = TESTS / "sites"  # test-only site profiles (testcluster-podman, -charliecloud)
-CONTAINER_LABEL = "chiltepin.run"  # every container a Workflow starts carries it
-
-
-def chiltepin_cli(*args: str, env: dict | None = None, timeout: float = 900):
-    """Run the real ``chiltepin`` console script."""
-    return subprocess.run(
-        [str(BIN / "chiltepin"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +108,8 @@ def pulled_image(container_infra):
 
     state = Path(container_infra["CHILTEPIN_CONTAINERS_STATE"])
     os.environ.update(containers_env.empty_store("pull-test"))
-    os.environ["CHILTEPIN_TESTS_DIR"] = str(TESTS)
+    # Containers bind the checkout: tests/helpers and examples/agents, on PYTHONPATH.
+    os.environ["CHILTEPIN_TESTS_DIR"] = str(REPO)
     os.environ["CHILTEPIN_TEST_IMAGE_CACHE"] = str(state / "test-image-cache")
     env = {**os.environ, "CHILTEPIN_SITE_PATH": str(SITES)}
     image = container_infra["CHILTEPIN_REGISTRY_IMAGE"]
@@ -155,12 +117,12 @@ def pulled_image(container_infra):
         ["podman", "images", "-q"], capture_output=True, text=True, timeout=120
     ).stdout.split()
     start = time.monotonic()
-    first = chiltepin_cli("image", "pull", "--site", "testcluster-podman", env=env)
+    first = chiltepin_cli("image", "pull", "--site", "testcluster-podman", env=env, timeout=900)
     first_seconds = time.monotonic() - start
     if first.returncode != 0:
         pytest.fail(f"chiltepin image pull failed:\n{first.stdout}{first.stderr[-3000:]}")
     start = time.monotonic()
-    second = chiltepin_cli("image", "pull", "--site", "testcluster-podman", env=env)
+    second = chiltepin_cli("image", "pull", "--site", "testcluster-podman", env=env, timeout=900)
     return SimpleNamespace(
         image=image,
         env=env,
@@ -178,20 +140,13 @@ def charliecloud_image(pulled_image):
     in $CHILTEPIN_TEST_IMAGE_CACHE (kept between sessions; re-made when the digest changes)."""
     require(bool(shutil.which("ch-run") and shutil.which("ch-convert")), "Charliecloud")
     env = pulled_image.env
-    first = chiltepin_cli("image", "pull", "--site", "testcluster-charliecloud", env=env)
-    second = chiltepin_cli("image", "pull", "--site", "testcluster-charliecloud", env=env)
-    return first, second
-
-
-def labelled_containers() -> list[str]:
-    """Containers (any state) in the current podman store that a Workflow started."""
-    out = subprocess.run(
-        ["podman", "ps", "-a", "--filter", f"label={CONTAINER_LABEL}", "--format", "{{.ID}}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    first = chiltepin_cli(
+        "image", "pull", "--site", "testcluster-charliecloud", env=env, timeout=900
     )
-    return out.stdout.split()
+    second = chiltepin_cli(
+        "image", "pull", "--site", "testcluster-charliecloud", env=env, timeout=900
+    )
+    return first, second
 
 
 @pytest.fixture

@@ -16,19 +16,19 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
-import agent_service_support as S
 import pytest
-from agents_support import processes_under, wait_until_gone
-from conftest import REPO, TESTS
+from helpers import agent_services as S
+from helpers import processes as P
+from helpers.cli import CLI, run
+from helpers.infra import REPO, TESTS
+from helpers.processes import processes_under, wait_until_gone
 
 from chiltepin.cli.main import main
 
-CLI = str(Path(sys.executable).parent / "chiltepin")
 COMPUTE = {"compute": {"provider": "localhost", "max_workers_per_node": 1, "init_blocks": 1}}
 
 
@@ -47,22 +47,17 @@ def state_home(tmp_path, monkeypatch):
 def services(tmp_path):
     """Kill whatever serve process a failed test left (their sessions: workers too)."""
     yield
-    for proc in S.serve_processes(tmp_path):
+    for proc in P.serve_processes(tmp_path):
         try:
             os.killpg(proc.pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             continue
-    wait_until_gone(S.serve_processes, tmp_path, timeout=60)
+    wait_until_gone(P.serve_processes, tmp_path, timeout=60)
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [CLI, "agent", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    """``chiltepin agent ARGS``."""
+    return run("agent", *args, timeout=timeout)
 
 
 def ok(*args: str, timeout: float = 300) -> str:
@@ -81,7 +76,7 @@ def one_line_error(out: subprocess.CompletedProcess, code: int) -> str:
 def write_service(path: Path, **fields) -> Path:
     import yaml
 
-    data = {"agent": "agent_service_support:Counter", **fields}
+    data = {"agent": "helpers.agent_services:Counter", **fields}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -93,8 +88,8 @@ def read_state_file(state_home: Path, name: str) -> dict | None:
 
 def assert_all_gone(tmp_path: Path, serve_pid: int) -> None:
     """No serve process, embedded exchange, interchange or worker of this test is left."""
-    assert wait_until_gone(S.serve_processes, tmp_path) == []
-    assert wait_until_gone(S.exchange_servers_of, serve_pid) == []
+    assert wait_until_gone(P.serve_processes, tmp_path) == []
+    assert wait_until_gone(P.exchange_servers_of, serve_pid) == []
     assert wait_until_gone(processes_under, tmp_path) == []
 
 
@@ -151,11 +146,11 @@ def test_launch_call_discover_and_shutdown_on_an_http_exchange(
     uuid.UUID(agent_id)
     state = read_state_file(state_home, "counter-http")
     assert state["agent_id"] == agent_id and state["status"] == "running"
-    assert state["agent_class"] == "agent_service_support.Counter"
+    assert state["agent_class"] == "helpers.agent_services.Counter"
     assert stat.S_IMODE(state_home.stat().st_mode) == 0o700
     assert stat.S_IMODE((state_home / "counter-http.json").stat().st_mode) == 0o600
     serve_pid = state["pid"]
-    assert [p.pid for p in S.serve_processes(config)] == [serve_pid]
+    assert [p.pid for p in P.serve_processes(config)] == [serve_pid]
 
     # from other processes: the CLI ...
     listing = json.loads(ok("list", "--json", "--exchange", http_exchange))
@@ -216,7 +211,7 @@ def test_serve_in_the_foreground_on_redis_until_sigterm(tmp_path, state_home, se
         start_new_session=True,
     )
     try:
-        state = S.wait_for(
+        state = P.wait_for(
             lambda: (
                 (s := read_state_file(state_home, "counter-redis"))
                 and s["pid"] == serve.pid
@@ -238,7 +233,7 @@ def test_serve_in_the_foreground_on_redis_until_sigterm(tmp_path, state_home, se
                 "--exchange",
                 redis_url,
                 "--class",
-                "agent_service_support.Counter",
+                "helpers.agent_services.Counter",
             )
         )
         assert [d["agent_id"] for d in listing["discovered"]] == [left_behind]
@@ -276,8 +271,8 @@ async def leave_stale_state(factory, state_home: Path, name: str, exchange: dict
         ServiceState(
             name=name,
             agent_id=str(registration.agent_id.uid),
-            agent="agent_service_support:Counter",
-            agent_class="agent_service_support.Counter",
+            agent="helpers.agent_services:Counter",
+            agent_class="helpers.agent_services.Counter",
             actions=["increment"],
             exchange=exchange,
             exchange_url=None,
@@ -318,7 +313,7 @@ def test_ctrl_c_on_a_terminal_stops_a_service_with_its_embedded_exchange(
     os.close(child_side)
     output = bytearray()
     try:
-        state = S.wait_for(
+        state = P.wait_for(
             lambda: (
                 _drain(terminal, output)
                 or (
@@ -333,7 +328,7 @@ def test_ctrl_c_on_a_terminal_stops_a_service_with_its_embedded_exchange(
         service_pid = state["pid"]  # the supervised service process
         assert service_pid != serve.pid
         assert state["exchange_url"].startswith("http://127.0.0.1:")
-        assert len(S.exchange_servers_of(service_pid)) == 1
+        assert len(P.exchange_servers_of(service_pid)) == 1
         assert "(embedded)" in ok("list")
         assert json.loads(ok("call", "counter-local", "square", "--args", "[9]"))["square"] == 81
         assert int(ok("call", "counter-local", "ticks_now")) > 0  # its loop runs
@@ -421,43 +416,43 @@ BAD_SERVICES = [
     ("name: x\nagnet: a:B\n", r"counter.yaml:2: key 'agnet': unknown key .*did you mean 'agent'"),
     ("agent: a:B\n", r"counter.yaml: key 'name': required key is missing"),
     ("name: x y\nagent: a:B\n", r"counter.yaml:1: key 'name': invalid service name 'x y'"),
-    ("name: x\nagent: agent_service_support.Counter\n", r"key 'agent': agent must be 'package"),
+    ("name: x\nagent: helpers.agent_services.Counter\n", r"key 'agent': agent must be 'package"),
     (
         "name: x\nagent: no_such_module:Thing\n",
         r"counter.yaml:2: key 'agent': cannot import module 'no_such_module'",
     ),
     (
-        "name: x\nagent: agent_service_support:Countr\n",
+        "name: x\nagent: helpers.agent_services:Countr\n",
         r"has no 'Countr' .*did you mean 'Counter'",
     ),
     (
-        "name: x\nagent: agent_service_support:NotAnAgent\n",
+        "name: x\nagent: helpers.agent_services:NotAnAgent\n",
         r"key 'agent': .*'NotAnAgent' is not a chiltepin agent: decorate the class",
     ),
     (
-        "name: x\nagent: agent_service_support:Counter\nargs: [1, 2, 3]\n",
+        "name: x\nagent: helpers.agent_services:Counter\nargs: [1, 2, 3]\n",
         r"counter.yaml:3: key 'args': Counter.* cannot take args=\(1, 2, 3\)",
     ),
     (
-        "name: x\nagent: agent_service_support:Counter\nsite: local\n"
+        "name: x\nagent: helpers.agent_services:Counter\nsite: local\n"
         "agent_workflow_config: {compute: {}}\n",
         r"key 'agent_workflow_config': give either site or agent_workflow_config",
     ),
     (
-        "name: x\nagent: agent_service_support:Counter\nexchange:\n  kind: redis\n  prot: 1\n",
+        "name: x\nagent: helpers.agent_services:Counter\nexchange:\n  kind: redis\n  prot: 1\n",
         r"counter.yaml:5: key 'exchange.prot': unknown key .*did you mean 'port'",
     ),
     (
-        "name: x\nagent: agent_service_support:Counter\nexchange: {kind: hosted}\n",
+        "name: x\nagent: helpers.agent_services:Counter\nexchange: {kind: hosted}\n",
         r"key 'exchange': a served agent cannot use the hosted exchange",
     ),
     (
-        "name: x\nagent: agent_service_support:Counter\nagent_workflow_config:\n"
+        "name: x\nagent: helpers.agent_services:Counter\nagent_workflow_config:\n"
         "  compute:\n    provider: localhost\n    bogus: 1\n",
         r"counter.yaml:6: key 'agent_workflow_config.compute.bogus': unknown key",
     ),
     (
-        "name: x\nagent: agent_service_support:Counter\nagent_workflow_include: [gpu]\n",
+        "name: x\nagent: helpers.agent_services:Counter\nagent_workflow_include: [gpu]\n",
         r"counter.yaml:3: key 'agent_workflow_include': included resource 'gpu'",
     ),
     ("name: x\nagent: [unclosed\n", r"counter.yaml:3: YAML syntax error"),

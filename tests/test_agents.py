@@ -7,15 +7,17 @@ One manager workflow and one manager serve the module; tests stop the agents the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import time
 from pathlib import Path
 
-import agents_support as S  # tests/ is on the workers' PYTHONPATH (conftest)
+import guide_agents as G
 import pytest
 import pytest_asyncio
+from helpers import agents as S
+from helpers import processes as P
+from helpers.agents import check_weather_model, launched
 
 from chiltepin import AgentSystem, Workflow
 from chiltepin.agents import AgentFailedError
@@ -57,7 +59,7 @@ def workflow(root):
         yield workflow
     finally:
         workflow.cleanup()
-    left = S.wait_until_gone(S.processes_under, root)
+    left = P.wait_until_gone(P.processes_under, root)
     assert left == [], f"processes left behind: {left}"
 
 
@@ -67,53 +69,19 @@ async def manager(workflow):
         yield manager
 
 
-@contextlib.asynccontextmanager
-async def launched(manager, cls, **kwargs):
-    """Launch an agent on the service executor; stop it (and check it stopped cleanly)."""
-    kwargs.setdefault("executor", "service")
-    handle = await manager.launch(cls, **kwargs)
-    try:
-        yield handle
-    finally:
-        await manager.shutdown(handle, raise_error=True, timeout=120)
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def probe(manager):
     async with launched(manager, S.Probe, agent_workflow_config=AGENT_CONFIG) as handle:
         yield handle
 
 
-async def eventually(check, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.2)
-
-
 # --- the guide's examples ----------------------------------------------------------------
-
-
-async def check_weather_model(model) -> dict:
-    """The guide's WeatherModel behaves as documented; returns its workflow info."""
-    temperature = await model.get_temperature()
-    assert isinstance(temperature, float) and abs(temperature - 25.0) < 10
-    forecast = await model.forecast(executor=["compute"])
-    assert re.fullmatch(r"(sunny|cloudy|rainy) at -?[\d.]+°C", forecast), forecast
-
-    async def loop_moved_it():
-        return await model.get_temperature() != temperature
-
-    await eventually(loop_moved_it)
-    info = await model.agent_workflow_info()
-    assert info["executors"] == ["compute"]
-    return info
 
 
 async def test_weather_model(manager):
     # agent_workflow_include comes from the decorator's default
     async with launched(
-        manager, S.WeatherModel, agent_workflow_config=AGENT_CONFIG, args=(25.0,)
+        manager, G.WeatherModel, agent_workflow_config=AGENT_CONFIG, args=(25.0,)
     ) as model:
         info = await check_weather_model(model)
         assert info["running"]
@@ -122,7 +90,7 @@ async def test_weather_model(manager):
 async def test_data_processor_sync_actions(manager):
     async with launched(
         manager,
-        S.DataProcessor,
+        G.DataProcessor,
         agent_workflow_config=AGENT_CONFIG,
         agent_workflow_include=["compute"],
     ) as processor:
@@ -133,13 +101,13 @@ async def test_data_processor_sync_actions(manager):
 async def test_two_agents_at_once_get_distinct_run_dirs(manager, root):
     async with manager.launch_batch() as batch:
         first = await batch.queue(
-            S.Computer,
+            G.Computer,
             agent_workflow_config=AGENT_CONFIG,
             agent_workflow_include=["compute"],
             executor="service",
         )
         second = await batch.queue(
-            S.Computer,
+            G.Computer,
             agent_workflow_config=AGENT_CONFIG,
             agent_workflow_include=["compute"],
             executor="service",
@@ -159,7 +127,7 @@ async def test_typed_agent_with_explicit_run_dir(manager, root):
     run_dir = root / "agent-runs" / "typed"
     async with launched(
         manager,
-        S.TypedAgent,
+        G.TypedAgent,
         agent_workflow_config=AGENT_CONFIG,
         agent_workflow_include=["compute"],
         agent_workflow_run_dir=run_dir,
@@ -173,7 +141,7 @@ async def test_typed_agent_with_explicit_run_dir(manager, root):
 async def test_temperature_model_complete_example(manager):
     async with launched(
         manager,
-        S.TemperatureModel,
+        G.TemperatureModel,
         agent_workflow_config=AGENT_CONFIG,
         agent_workflow_include=["compute"],
         args=(20.0, "Boulder, CO"),
@@ -238,28 +206,28 @@ async def test_task_actions_run_on_task_workers(probe, root):
 
 async def test_discovery_finds_running_agents(manager, probe):
     assert probe.agent_id in await manager.discover(S.Probe)
-    assert probe.agent_id in await manager.discover("agents_support.Probe")
+    assert probe.agent_id in await manager.discover("helpers.agents.Probe")
     found = await manager.find_agent(S.Probe)
     assert await found.ticks_now() > 0
-    assert await manager.find_agents(S.Monitor) == []
+    assert await manager.find_agents(G.Monitor) == []
     with pytest.raises(LookupError, match="no running Monitor"):
-        await manager.find_agent(S.Monitor)
+        await manager.find_agent(G.Monitor)
 
 
 async def test_bad_agent_config_is_refused_at_launch(manager):
     running = manager.running()
     bad = {"compute": {"provider": "localhost", "init_blocks": 1, "bogus_key": 1}}
     with pytest.raises(ConfigError, match="bogus_key.*unknown key"):
-        await manager.launch(S.Computer, agent_workflow_config=bad, executor="service")
+        await manager.launch(G.Computer, agent_workflow_config=bad, executor="service")
     with pytest.raises(ConfigError, match="'gpu' is not defined"):
         await manager.launch(
-            S.Computer,
+            G.Computer,
             agent_workflow_config=AGENT_CONFIG,
             agent_workflow_include=["gpu"],
             executor="service",
         )
     with pytest.raises(ConfigError, match="already runs a Workflow"):
-        await manager.launch(S.Computer, agent_workflow_config=AGENT_CONFIG, executor="event_loop")
+        await manager.launch(G.Computer, agent_workflow_config=AGENT_CONFIG, executor="event_loop")
     assert manager.running() == running  # nothing was launched
 
 
@@ -267,12 +235,12 @@ async def test_startup_failure_reaches_the_caller(workflow, root):
     # A config path the manager cannot check (it may exist where the agent runs)
     missing = root / "elsewhere" / "agent.yaml"
     run_dir = root / "agent-runs" / "failing"
-    servers = {p.pid for p in S.exchange_servers()}  # the module manager's exchange
+    servers = {p.pid for p in P.exchange_servers()}  # the module manager's exchange
     # As in Academy, closing the manager re-raises the error the agent stopped with.
     with pytest.raises(ConfigError, match="file not found"):
         async with await AgentSystem(workflow, ["service"]).manager() as manager:
             handle = await manager.launch(
-                S.Computer,
+                G.Computer,
                 agent_workflow_config=str(missing),
                 agent_workflow_run_dir=run_dir,
                 executor="service",
@@ -282,17 +250,17 @@ async def test_startup_failure_reaches_the_caller(workflow, root):
             with pytest.raises(AgentFailedError, match="file not found") as failed:
                 await handle.ping()
             assert isinstance(failed.value.__cause__, ConfigError)
-    assert {p.pid for p in S.exchange_servers()} == servers
-    assert S.wait_until_gone(S.processes_under, run_dir) == []
+    assert {p.pid for p in P.exchange_servers()} == servers
+    assert P.wait_until_gone(P.processes_under, run_dir) == []
 
 
 async def test_nothing_left_behind_when_the_manager_context_raises(workflow, root):
     run_dir = root / "agent-runs" / "monitor"
-    servers = {p.pid for p in S.exchange_servers()}  # the module manager's exchange
+    servers = {p.pid for p in P.exchange_servers()}  # the module manager's exchange
     with pytest.raises(RuntimeError, match="interrupted"):
         async with await AgentSystem(workflow, ["service"]).manager() as manager:
             monitor = await manager.launch(
-                S.Monitor,
+                G.Monitor,
                 agent_workflow_config=IDLE_CONFIG,
                 agent_workflow_include=["idle"],
                 agent_workflow_run_dir=run_dir,
@@ -300,12 +268,12 @@ async def test_nothing_left_behind_when_the_manager_context_raises(workflow, roo
             )
             await monitor.ping()  # started: its workflow is up
             assert (await monitor.agent_workflow_info())["running"]
-            assert S.processes_under(run_dir), "the agent's interchange should be running"
-            assert len({p.pid for p in S.exchange_servers()} - servers) == 1
+            assert P.processes_under(run_dir), "the agent's interchange should be running"
+            assert len({p.pid for p in P.exchange_servers()} - servers) == 1
             raise RuntimeError("interrupted")
     assert manager.running() == set()  # the agent has stopped
-    assert {p.pid for p in S.exchange_servers()} == servers
-    assert S.wait_until_gone(S.processes_under, run_dir) == []
+    assert {p.pid for p in P.exchange_servers()} == servers
+    assert P.wait_until_gone(P.processes_under, run_dir) == []
 
 
 # --- Redis exchange ----------------------------------------------------------------------------
@@ -317,12 +285,12 @@ async def test_redis_exchange(workflow, redis_port):
     async with await AgentSystem(workflow, ["service"], exchange=exchange).manager() as manager:
         assert type(manager.exchange_factory).__name__ == "RedisExchangeFactory"
         computer = await manager.launch(
-            S.Computer,
+            G.Computer,
             agent_workflow_config=AGENT_CONFIG,
             agent_workflow_include=["compute"],
             executor="service",
         )
         assert await computer.compute(3) == 9
-        assert computer.agent_id in await manager.discover(S.Computer)
-        found = await manager.find_agent(S.Computer)
+        assert computer.agent_id in await manager.discover(G.Computer)
+        found = await manager.find_agent(G.Computer)
         assert await found.compute(4) == 16

@@ -11,10 +11,11 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import agents_support as S
+import guide_agents as G
 import pytest
 from academy.agent import Agent, action, loop
 from academy.exchange import LocalExchangeFactory
+from helpers import agents as S
 
 from chiltepin.agents import (
     ChiltepinAgent,
@@ -32,7 +33,7 @@ from chiltepin.tasks import python_task
 
 def test_decorated_class_is_an_academy_agent_exposing_only_marked_methods():
     assert issubclass(S.Probe, ChiltepinAgent) and issubclass(S.Probe, Agent)
-    assert S.Probe.__name__ == "Probe" and S.Probe.__module__ == "agents_support"
+    assert S.Probe.__name__ == "Probe" and S.Probe.__module__ == "helpers.agents"
     definition = S.Probe.__chiltepin_agent__
     assert definition.actions == {
         "pid": "async",  # inherited from an undecorated base class, as is placement
@@ -50,27 +51,27 @@ def test_decorated_class_is_an_academy_agent_exposing_only_marked_methods():
     assert definition.include == ("compute",)
     assert S.Probe.slow_sync._agent_method_type == "action"
     assert S.Probe.ticker._agent_method_type == "loop"
-    assert S.WeatherModel.forecast.__doc__ == "Generate a forecast based on current temperature."
+    assert G.WeatherModel.forecast.__doc__ == "Generate a forecast based on current temperature."
 
 
 def test_both_decorator_orders_give_task_actions():
-    assert S.WeatherModel.__chiltepin_agent__.actions["forecast"] == "task"  # action outermost
-    assert S.Computer.__chiltepin_agent__.actions["compute"] == "task"  # task outermost
+    assert G.WeatherModel.__chiltepin_agent__.actions["forecast"] == "task"  # action outermost
+    assert G.Computer.__chiltepin_agent__.actions["compute"] == "task"  # task outermost
 
 
 def test_plain_class_stays_usable_and_everything_pickles_by_reference():
-    behaviour = S.Computer.Behaviour()
+    behaviour = G.Computer.Behaviour()
     assert type(behaviour).__qualname__ == "Computer.Behaviour"
-    assert pickle.loads(pickle.dumps(S.Computer)) is S.Computer
+    assert pickle.loads(pickle.dumps(G.Computer)) is G.Computer
     copy = pickle.loads(pickle.dumps(behaviour))
-    assert type(copy) is S.Computer.Behaviour
-    model = pickle.loads(pickle.dumps(S.TemperatureModel.Behaviour(20.0, "Boulder, CO")))
+    assert type(copy) is G.Computer.Behaviour
+    model = pickle.loads(pickle.dumps(G.TemperatureModel.Behaviour(20.0, "Boulder, CO")))
     assert (model.temperature, model.location) == (20.0, "Boulder, CO")
 
 
 def test_agent_instance_holds_the_plain_object():
-    agent = S.TemperatureModel(3.0, "Fort Collins")  # what the manager does on the worker
-    assert isinstance(agent.behaviour, S.TemperatureModel.Behaviour)
+    agent = G.TemperatureModel(3.0, "Fort Collins")  # what the manager does on the worker
+    assert isinstance(agent.behaviour, G.TemperatureModel.Behaviour)
     assert agent.behaviour.location == "Fort Collins"
     assert agent.workflow is None  # started only in agent_on_startup
 
@@ -128,13 +129,13 @@ def test_action_and_loop_on_one_method(order):
 
 def test_decorating_a_class_twice():
     with pytest.raises(TypeError, match="already a chiltepin agent: apply @chiltepin_agent once"):
-        chiltepin_agent(agent_workflow_include=["compute"])(S.Computer)
+        chiltepin_agent(agent_workflow_include=["compute"])(G.Computer)
 
 
 def test_subclassing_a_decorated_agent():
     with pytest.raises(TypeError, match=r"cannot subclass the chiltepin agent 'Computer'.*plain"):
 
-        class MoreComputer(S.Computer):
+        class MoreComputer(G.Computer):
             pass
 
 
@@ -247,23 +248,23 @@ async def test_launch_refuses_undecorated_classes(local_manager):
     with pytest.raises(TypeError, match="'Native' is a native Academy agent.*academy.manager"):
         await local_manager.launch(Native)
     with pytest.raises(TypeError, match=r"launch the class, not an instance"):
-        await local_manager.launch(S.Computer())
+        await local_manager.launch(G.Computer())
     with pytest.raises(TypeError, match=r"TypedAgent\(values.*cannot take args=\(\).*missing"):
-        await local_manager.launch(S.TypedAgent, agent_workflow_config={})
+        await local_manager.launch(G.TypedAgent, agent_workflow_config={})
     with pytest.raises(TypeError, match="unexpected keyword argument 'units'"):
-        await local_manager.launch(S.Computer, kwargs={"units": "C"})
+        await local_manager.launch(G.Computer, kwargs={"units": "C"})
     assert local_manager.running() == set()
 
 
 async def test_launch_checks_infrastructure_first(local_manager):
     with pytest.raises(ConfigError, match="no manager executor named 'nowhere'.*threads"):
-        await local_manager.launch(S.Computer, executor="nowhere")
+        await local_manager.launch(G.Computer, executor="nowhere")
     with pytest.raises(ConfigError, match="cannot reach a LocalExchangeFactory"):
-        await local_manager.launch(S.Computer, executor="threads")
+        await local_manager.launch(G.Computer, executor="threads")
     with pytest.raises(ConfigError, match="either agent_workflow_config or site"):
-        await local_manager.launch(S.Computer, agent_workflow_config={}, site="somewhere")
+        await local_manager.launch(G.Computer, agent_workflow_config={}, site="somewhere")
     with pytest.raises(ConfigError, match="'compute' is not defined"):
-        await local_manager.launch(S.WeatherModel, args=(1.0,))  # decorator include, no config
+        await local_manager.launch(G.WeatherModel, args=(1.0,))  # decorator include, no config
     async with local_manager.launch_batch() as batch:
         with pytest.raises(TypeError, match="not a chiltepin agent"):
             await batch.queue(Plain)

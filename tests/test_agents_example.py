@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import agents_support as S
+from helpers import processes as P
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "agents" / "temperature_forecast.py"
 
@@ -30,4 +30,4 @@ def test_temperature_forecast_example(tmp_path):
     new = re.search(r"New forecast: Boulder, CO: \w+, (-?[\d.]+)°C", out)
     assert new and abs(float(new[1]) - 25.0) <= 1.0, out
     assert out.rstrip().endswith("Done!")
-    assert S.wait_until_gone(S.processes_under, tmp_path) == []
+    assert P.wait_until_gone(P.processes_under, tmp_path) == []

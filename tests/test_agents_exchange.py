@@ -13,12 +13,12 @@ import sys
 import textwrap
 import time
 
-import agents_support as S
 import pytest
 from academy.agent import Agent, action
 from academy.exchange import LocalExchangeFactory
 from academy.exchange.cloud.client import DEFAULT_EXCHANGE_URL, HttpExchangeFactory
 from academy.exchange.redis import RedisExchangeFactory
+from helpers import processes as P
 
 from chiltepin import AgentSystem, Workflow
 from chiltepin.agents.exchange import (
@@ -102,13 +102,13 @@ def test_factory_for_each_kind():
 async def test_embedded_exchange_serves_academy_clients_then_stops():
     async with EmbeddedExchange() as server:
         assert server.running and server.url == f"http://127.0.0.1:{server.port}"
-        assert len(S.exchange_servers()) == 1
+        assert len(P.exchange_servers()) == 1
         async with await server.factory().create_user_client() as client:
             registration = await client.register_agent(Echo)
             assert await client.discover(Echo) == (registration.agent_id,)
         pid, port = server.pid, server.port
     assert not server.running and server.url is None
-    assert S.exchange_servers() == []
+    assert P.exchange_servers() == []
     assert not _port_open(port)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
@@ -127,7 +127,7 @@ def test_embedded_exchange_on_a_given_port_and_a_taken_one():
         with pytest.raises(EmbeddedExchangeError, match="exited with status"):
             clash.start()
         assert not clash.running
-    assert S.exchange_servers() == []
+    assert P.exchange_servers() == []
 
 
 def test_embedded_exchange_stops_when_its_parent_dies(tmp_path):
@@ -166,10 +166,10 @@ def test_embedded_exchange_stops_when_its_parent_dies(tmp_path):
 async def test_open_exchange():
     factory, close = await open_exchange(None)
     try:
-        assert isinstance(factory, HttpExchangeFactory) and len(S.exchange_servers()) == 1
+        assert isinstance(factory, HttpExchangeFactory) and len(P.exchange_servers()) == 1
     finally:
         await close()
-    assert S.exchange_servers() == []
+    assert P.exchange_servers() == []
     given = LocalExchangeFactory()
     assert await open_exchange(given) == (given, None)
     factory, close = await open_exchange({"kind": "http", "url": "http://exchange.example:1"})
@@ -192,7 +192,7 @@ async def test_agent_system_refuses_an_unstarted_workflow():
     system = AgentSystem(Workflow(), ["local"])
     with pytest.raises(ConfigError, match=r"not started.*workflow.start\(\)"):
         await system.manager()
-    assert S.exchange_servers() == []
+    assert P.exchange_servers() == []
 
 
 def test_agent_system_takes_the_site_exchange():

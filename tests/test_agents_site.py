@@ -3,8 +3,9 @@ workflow, and the agent builds its own workflow from the same profile."""
 
 from __future__ import annotations
 
-import agents_support as S
+import guide_agents as G
 import pytest
+from helpers import processes as P
 
 from chiltepin import AgentSystem
 
@@ -22,12 +23,12 @@ async def test_agent_on_the_local_site(local_site, tmp_path, monkeypatch):
     async with await system.manager() as manager:
         assert system.workflow is None  # the system's own, not the caller's
         computer = await manager.launch(
-            S.Computer, site=local_site, agent_workflow_include=["compute"], executor="service"
+            G.Computer, site=local_site, agent_workflow_include=["compute"], executor="service"
         )
         assert await computer.compute(6) == 36
         info = await computer.agent_workflow_info()
         assert info["site"] == local_site and info["executors"] == ["compute"]
         assert info["run_dir"].startswith(str(tmp_path))
-        assert S.processes_under(tmp_path)
-    assert S.exchange_servers() == []
-    assert S.wait_until_gone(S.processes_under, tmp_path) == []
+        assert P.processes_under(tmp_path)
+    assert P.exchange_servers() == []
+    assert P.wait_until_gone(P.processes_under, tmp_path) == []

@@ -1,6 +1,6 @@
 """Agents on the loopback Slurm cluster, for real, launched by site name.
 
-The agents guide's examples and the probe agent of tests/agents_support.py (the classes
+The agents guide's examples and the probe agent of tests/helpers/agents.py (the classes
 the local tests in test_agents.py use) run on two profiles: ``testcluster``, and
 ``testcluster-podman`` (tests/sites/), whose compute workers run in the project's image.
 
@@ -24,11 +24,14 @@ import re
 import subprocess
 from pathlib import Path
 
-import agents_support as S  # tests/ is on the workers' PYTHONPATH (conftest)
+import guide_agents as G
 import pytest
 import pytest_asyncio
-from conftest import SITES, labelled_containers, wait_until_gone
-from test_agents import check_weather_model, eventually, launched
+from helpers import agents as S
+from helpers import processes as P
+from helpers.agents import check_weather_model, eventually, launched
+from helpers.infra import SITES, labelled_containers
+from helpers.processes import wait_until_gone
 
 from chiltepin import AgentSystem, __version__
 from chiltepin.agents import AgentFailedError
@@ -65,7 +68,7 @@ class Run:
         return [c for c in labelled_containers() if c not in self.containers]
 
     def new_exchanges(self) -> set[int]:
-        return {p.pid for p in S.exchange_servers()} - self.exchanges
+        return {p.pid for p in P.exchange_servers()} - self.exchanges
 
     async def close(self) -> None:
         """End the manager context, as ``async with`` does."""
@@ -92,7 +95,7 @@ def profile(request, slurm_cluster, tmp_path_factory):
 async def run(profile, slurm_cluster):
     name, root, image = profile
     state = Run(name, root, image, slurm_cluster)
-    state.exchanges = {p.pid for p in S.exchange_servers()}
+    state.exchanges = {p.pid for p in P.exchange_servers()}
     if image:
         state.containers = set(labelled_containers())
     system = AgentSystem(site=name, executor_names=["service"])
@@ -169,21 +172,21 @@ async def test_raising_action_reaches_the_caller(probe, action, error):
 
 async def test_weather_model(run):
     # agent_workflow_include comes from the decorator's default
-    async with launched(run.manager, S.WeatherModel, site=run.profile, args=(25.0,)) as model:
+    async with launched(run.manager, G.WeatherModel, site=run.profile, args=(25.0,)) as model:
         info = await check_weather_model(model)
         assert info["site"] == run.profile
 
 
 async def test_data_processor_sync_actions(run):
-    async with launched(run.manager, S.DataProcessor, **launch_args(run)) as processor:
+    async with launched(run.manager, G.DataProcessor, **launch_args(run)) as processor:
         assert await processor.process_data("hello agents", executor="compute") == "HELLO AGENTS"
         assert await processor.get_config() == {"version": "1.0"}
 
 
 async def test_two_agents_at_once_get_distinct_run_dirs(run):
     async with run.manager.launch_batch() as batch:
-        first = await batch.queue(S.Computer, executor="service", **launch_args(run))
-        second = await batch.queue(S.Computer, executor="service", **launch_args(run))
+        first = await batch.queue(G.Computer, executor="service", **launch_args(run))
+        second = await batch.queue(G.Computer, executor="service", **launch_args(run))
     try:
         assert await asyncio.gather(first.compute(7), second.compute(8)) == [49, 64]
         infos = await asyncio.gather(first.agent_workflow_info(), second.agent_workflow_info())
@@ -201,7 +204,7 @@ async def test_typed_agent_with_explicit_run_dir(run):
     run_dir = run.root / "agent-runs" / "typed"
     async with launched(
         run.manager,
-        S.TypedAgent,
+        G.TypedAgent,
         **launch_args(run, agent_workflow_run_dir=run_dir),
         kwargs={"values": [1.0, 2.0, 6.0]},
     ) as typed:
@@ -212,7 +215,7 @@ async def test_typed_agent_with_explicit_run_dir(run):
 
 async def test_temperature_model_complete_example(run):
     async with launched(
-        run.manager, S.TemperatureModel, **launch_args(run), args=(20.0, "Boulder, CO")
+        run.manager, G.TemperatureModel, **launch_args(run), args=(20.0, "Boulder, CO")
     ) as model:
         stats = await model.get_stats()
         assert stats["location"] == "Boulder, CO" and stats["forecasts_generated"] == 0
@@ -237,10 +240,10 @@ async def test_bad_agent_config_is_refused_at_launch(run):
     running = run.manager.running()
     with pytest.raises(ConfigError, match="'gpu' is not defined"):
         await run.manager.launch(
-            S.Computer, site=run.profile, agent_workflow_include=["gpu"], executor="service"
+            G.Computer, site=run.profile, agent_workflow_include=["gpu"], executor="service"
         )
     with pytest.raises(ConfigError, match="no manager executor named 'compute'"):
-        await run.manager.launch(S.Computer, **launch_args(run), executor="compute")
+        await run.manager.launch(G.Computer, **launch_args(run), executor="compute")
     assert run.manager.running() == running  # nothing was launched
 
 
@@ -248,7 +251,7 @@ async def test_startup_failure_reaches_the_caller(run):
     # A config path the manager cannot check (it may exist where the agent runs)
     missing = run.root / "elsewhere" / "agent.yaml"
     handle = await run.manager.launch(
-        S.Computer,
+        G.Computer,
         agent_workflow_config=str(missing),
         agent_workflow_run_dir=run.root / "agent-runs" / "failing",
         executor="service",
@@ -266,12 +269,12 @@ async def test_startup_failure_reaches_the_caller(run):
 async def test_manager_shutdown_leaves_nothing(run, probe):
     # At shutdown: the probe with a live compute job (and container), and a Monitor whose
     # workflow is up; test_startup_failure_reaches_the_caller left a failed agent.
-    monitor = await run.manager.launch(S.Monitor, **launch_args(run), executor="service")
+    monitor = await run.manager.launch(G.Monitor, **launch_args(run), executor="service")
     assert (await probe.where(executor="compute"))["image"] == run.image
     await monitor.ping()
     assert (await monitor.agent_workflow_info())["running"]
     assert {job[2] for job in run.jobs()} == {"service", "compute"}
-    assert S.processes_under(run.root), "the agents' interchanges and workers run"
+    assert P.processes_under(run.root), "the agents' interchanges and workers run"
     assert len(run.new_exchanges()) == 1, "the embedded exchange runs"
     if run.image:
         assert run.new_containers(), "compute workers run in labelled containers"
@@ -284,7 +287,7 @@ async def test_manager_shutdown_leaves_nothing(run, probe):
 
     assert run.manager.running() == set()
     assert run.jobs(wait=30) == [], "scheduler jobs left behind"
-    assert S.wait_until_gone(S.processes_under, run.root) == [], "Parsl processes left"
+    assert P.wait_until_gone(P.processes_under, run.root) == [], "Parsl processes left"
     assert run.new_exchanges() == set(), "the embedded exchange is still running"
     if run.image:
         assert wait_until_gone(run.new_containers, 30) == [], "containers left behind"

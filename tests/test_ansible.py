@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require
+from helpers.infra import REPO, require
 
 ANSIBLE = REPO / "ansible"
 BIN = Path(sys.executable).parent

@@ -5,15 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
+
+from helpers.cli import run
 
 from chiltepin import __version__
-
-CLI = str(Path(sys.executable).parent / "chiltepin")
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120)
 
 
 def test_version_and_help():

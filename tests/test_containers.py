@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BIN, REPO, SITES, chiltepin_cli
+from helpers.cli import run as chiltepin_cli
+from helpers.infra import BIN, REPO, SITES
 
 from chiltepin import __version__
 from chiltepin.config.schema import ContainerSettings, Resource
@@ -284,7 +285,7 @@ def test_worker_prefix_survives_parsl_launch_cmd_formatting(tmp_path):
 
 
 def test_tasks_put_the_container_into_parsl_mpi_prefix(monkeypatch):
-    from container_support import where_am_i
+    from helpers.container_tasks import where_am_i
 
     target = where_am_i._target
     monkeypatch.setenv("PARSL_MPI_PREFIX", "srun -n 4")

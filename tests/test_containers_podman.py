@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import chiltepin_cli
+from helpers.cli import run as chiltepin_cli
 
 from chiltepin import __version__
 from chiltepin.containers.oci import RUN_WRAPPER

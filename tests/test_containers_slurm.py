@@ -14,9 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-import container_support as cs
 import pytest
-from conftest import SITES, labelled_containers
+from helpers import container_tasks as cs
+from helpers.infra import SITES, labelled_containers
 
 from chiltepin import Workflow, __version__
 

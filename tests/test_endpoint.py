@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.cli import run
+from helpers.infra import BIN
 
 from chiltepin.endpoint import generate as gen
 from chiltepin.endpoint.errors import EndpointError
@@ -25,8 +27,6 @@ from chiltepin.endpoint.validate import load_engine_config, render_dir
 from chiltepin.endpoint.writer import configure
 from chiltepin.errors import ChiltepinError, ConfigError
 
-BIN = Path(sys.executable).parent
-CLI = str(BIN / "chiltepin")
 GCE = str(BIN / "globus-compute-endpoint")
 FILES = [gen.CONFIG, gen.TEMPLATE, gen.SCHEMA, gen.ENVIRONMENT, gen.MANIFEST]
 
@@ -56,17 +56,8 @@ def site_layer(tmp_path, monkeypatch):
     return write
 
 
-def cli(
-    *args: str, stdin: str | None = None, env: dict | None = None
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [CLI, *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=180,
-        env={**os.environ, **(env or {})},
-    )
+def cli(*args: str, stdin: str | None = None, env: dict | None = None):
+    return run(*args, input=stdin, env=env or {}, timeout=180)
 
 
 def mode(path: Path) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TESTS, require
+from helpers.infra import TESTS, require
 
 from chiltepin.endpoint.validate import load_engine_config, render_dir
 from chiltepin.endpoint.writer import configure

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import run as cli
 
 from chiltepin.config.schema import Resource
 from chiltepin.errors import ConfigError
@@ -16,7 +15,6 @@ from chiltepin.sites import SiteRegistry, load_site
 from chiltepin.sites.paths import shipped_dir
 from chiltepin.sites.schema import profile_json_schema
 
-CLI = str(Path(sys.executable).parent / "chiltepin")
 SHIPPED = ["hera", "hercules", "local", "testcluster", "ursa"]
 
 
@@ -36,10 +34,6 @@ def write(directory: Path, name: str, text: str) -> Path:
     path = directory / f"{name}.yaml"
     path.write_text(text)
     return path
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=60)
 
 
 def test_shipped_profiles_are_valid_and_resolve():
@@ -114,7 +108,7 @@ def test_detect_by_hostname_patterns(layers):
 
 
 def test_workflow_by_site_name(tmp_path, no_leftovers):
-    import task_support as ts
+    from helpers import tasks as ts
 
     from chiltepin import Workflow
 

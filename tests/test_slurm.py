@@ -10,7 +10,7 @@ import shutil
 import subprocess
 
 import pytest
-import slurm_support as ss
+from helpers import slurm_tasks as ss
 
 from chiltepin import Workflow
 

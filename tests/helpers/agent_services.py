@@ -1,4 +1,4 @@
-"""Agents and infrastructure for the agent-service tests (``chiltepin agent ...``).
+"""Agents for the agent-service tests (``chiltepin agent ...``).
 
 The classes live in an importable module: ``chiltepin agent serve`` imports them by name
 and the agents' Parsl workers unpickle them by reference.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from pathlib import Path
 
 from chiltepin.agents import agent_action, agent_loop, chiltepin_agent
 from chiltepin.tasks import python_task
@@ -69,43 +67,3 @@ class NotAnAgent:
     """Undecorated: cannot be served."""
 
     async def run(self) -> None: ...
-
-
-# --- processes ------------------------------------------------------------------------------
-
-
-def serve_processes(config: str | Path) -> list:
-    """Live ``chiltepin agent serve CONFIG`` processes."""
-    return _processes(lambda cmd: "agent serve" in cmd and str(config) in cmd)
-
-
-def exchange_servers_of(pid: int) -> list:
-    """Embedded exchange servers that process ``pid`` started."""
-    return _processes(
-        lambda cmd: "chiltepin.agents._exchange_server" in cmd and f"--parent-pid {pid}" in cmd
-    )
-
-
-def _processes(match) -> list:
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if proc.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-            if match(" ".join(proc.info["cmdline"] or [])):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
-
-
-def wait_for(check, timeout: float = 60.0, interval: float = 0.1):
-    """Poll ``check()`` until it returns something true; return it (None on timeout)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)

@@ -1,0 +1,32 @@
+"""The one way tests run the real ``chiltepin`` console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+
+from helpers.infra import BIN
+
+CLI = str(BIN / "chiltepin")
+
+
+def run(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 300,
+    cwd: str | os.PathLike | None = None,
+) -> subprocess.CompletedProcess:
+    """``chiltepin ARGS`` as a subprocess; ``env`` is added to this process's environment,
+    ``input`` is its standard input (none by default)."""
+    return subprocess.run(
+        [CLI, *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        timeout=timeout,
+        env={**os.environ, **env} if env is not None else None,
+        cwd=cwd,
+    )

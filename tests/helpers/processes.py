@@ -1,0 +1,110 @@
+"""Process probes: what a test may leave behind, and waiting for it to go."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PARSL_PROCESS_MARKERS = ("interchange.py", "HTEX interchange", "process_worker_pool.py")
+
+
+def parsl_processes() -> list[str]:
+    """Command lines of Parsl interchange and worker processes still running."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [
+        line.strip()
+        for line in out.splitlines()
+        if any(m in line for m in PARSL_PROCESS_MARKERS) and "ps -eo" not in line
+    ]
+
+
+def matching(match: Callable[[str], bool]) -> list:
+    """Live (not zombie) processes whose command line ``match`` accepts."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if match(" ".join(proc.info["cmdline"] or [])):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def processes_under(root: str | Path) -> list:
+    """Live Parsl processes (interchanges, worker pools) that work in directory ``root``.
+
+    Worker pools name their log directory on the command line; an interchange keeps its
+    log open. Other people's Parsl processes on this machine are not counted.
+    """
+    import psutil
+
+    root = str(root)
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if "process_worker_pool" in cmdline and root in cmdline:
+                found.append(proc)
+            elif "interchange" in cmdline and any(
+                f.path.startswith(root) for f in proc.open_files()
+            ):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def exchange_servers(parent: int | None = None) -> list:
+    """Embedded exchange servers that process ``parent`` (default: this one) started."""
+    mine = f"--parent-pid {parent if parent is not None else os.getpid()}"
+    return matching(lambda cmd: "chiltepin.agents._exchange_server" in cmd and mine in cmd)
+
+
+def serve_processes(config: str | Path) -> list:
+    """Live ``chiltepin agent serve CONFIG`` processes."""
+    return matching(lambda cmd: "agent serve" in cmd and str(config) in cmd)
+
+
+def _describe(item: Any) -> str:
+    if hasattr(item, "cmdline") and hasattr(item, "pid"):
+        return f"{item.pid}: {' '.join(item.cmdline())}"
+    return str(item)
+
+
+def wait_until_gone(probe: Callable[..., list], *args: Any, timeout: float = 30.0) -> list[str]:
+    """Poll ``probe(*args)`` until it returns nothing or ``timeout`` passes; describe what
+    is left then (command lines, for processes)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    left = probe(*args)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.25)
+        left = probe(*args)
+    described = []
+    for item in left:
+        try:
+            described.append(_describe(item))
+        except psutil.Error:
+            continue  # it has just gone
+    return described
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:
+    """Poll ``check()`` until it returns something true; return it (None on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
