@@ -102,8 +102,7 @@ def ensure_logged_in(purpose: str) -> None:
         return
     raise ConfigError(
         f"{purpose} needs a Globus login, and this session cannot prompt for one",
-        hint="run `globus-compute-endpoint login` once in a terminal, or set "
-        "GLOBUS_COMPUTE_CLIENT_ID and GLOBUS_COMPUTE_CLIENT_SECRET",
+        hint=LOGIN_HINT,
     )
 
 
