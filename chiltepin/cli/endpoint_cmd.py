@@ -296,7 +296,7 @@ def _delete(args: argparse.Namespace) -> int:
 def _login(args: argparse.Namespace) -> int:
     from chiltepin.endpoint.manage import login
 
-    login(force=args.force)
+    print(login(force=args.force))
     return 0
 
 
