@@ -124,3 +124,23 @@ def test_configure_with_an_explicit_site_still_works(env, tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["site"] == "testcluster"
+
+
+def test_logout_refuses_while_an_endpoint_runs(env, tmp_path):
+    """globus-compute-endpoint reports an endpoint Running from its registration file and
+    a fresh pid file; logging out would strand it, so logout wants --force."""
+    import uuid
+
+    import chiltepin.endpoint as endpoint
+
+    ep_dir = Path(env["HOME"]) / ".globus_compute"
+    assert run(env, "endpoint", "-c", str(ep_dir), "configure", "ep1").returncode == 0
+    ep_id = str(uuid.uuid4())
+    (ep_dir / "ep1" / "endpoint.json").write_text(json.dumps({"endpoint_id": ep_id}))
+    (ep_dir / "ep1" / "daemon.pid").write_text(str(os.getpid()))
+    assert endpoint.is_running("ep1", ep_dir)
+    assert endpoint.show(ep_dir)["ep1"]["id"] == ep_id
+    line = one_error_line(run(env, "logout"))
+    assert "endpoints are running (ep1)" in line and "--force" in line
+    forced = run(env, "logout", "--force")
+    assert forced.returncode == 0, forced.stderr
