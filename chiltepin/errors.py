@@ -66,8 +66,16 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
-class EndpointError(ChiltepinError):
-    """An endpoint cannot be configured, rendered, started or managed as asked."""
+class EndpointError(ChiltepinError, RuntimeError):
+    """An endpoint cannot be configured, rendered, started or managed as asked, or a
+    Globus login is needed (a RuntimeError, as chiltepin 0.1.x raised)."""
+
+
+class TransferError(ChiltepinError, RuntimeError):
+    """A Globus Transfer task could not be submitted or did not succeed, or Globus
+    Transfer cannot be reached (a RuntimeError, as chiltepin 0.1.x raised)."""
+
+    exit_code = 1
 
 
 class ServiceError(ChiltepinError):

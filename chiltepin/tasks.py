@@ -4,7 +4,8 @@ A decorated function is called like the plain function plus two keywords:
 
 * ``executor``: the resource name (or list of names) to run on; default: any.
 * ``chiltepin_task_geometry``: ``{"num_nodes", "num_ranks", "ranks_per_node"}`` for MPI
-  resources; merged into Parsl's ``parsl_resource_specification``.
+  resources; merged into Parsl's ``parsl_resource_specification`` (the geometry's keys
+  win over the same keys given there).
 
 Each call returns a Parsl ``AppFuture``. The Parsl app behind a task is created once per
 (workflow, executors) pair and reused, so a task call costs what a raw Parsl app call does.
@@ -92,10 +93,12 @@ class TaskFunction:
         chiltepin_task_geometry: dict[str, int] | None = None,
         **kwargs: Any,
     ):
-        if chiltepin_task_geometry:
-            kwargs["parsl_resource_specification"] = merge_geometry(
+        if chiltepin_task_geometry is not None:
+            spec = merge_geometry(
                 chiltepin_task_geometry, kwargs.get("parsl_resource_specification")
             )
+            if spec:
+                kwargs["parsl_resource_specification"] = spec
         return self.app(executor)(*args, **kwargs)
 
     def app(self, executor: str | Sequence[str] = "all", dfk: Any = None) -> Any:
@@ -142,7 +145,10 @@ class TaskFunction:
 
 
 def merge_geometry(geometry: dict[str, int], explicit: dict[str, Any] | None) -> dict[str, Any]:
-    """Parsl resource specification from task geometry; explicit keys win."""
+    """Parsl resource specification: ``explicit`` updated with the task geometry (the
+    geometry wins on the keys both set). A geometry that is not a dict is a TypeError."""
+    if not isinstance(geometry, dict):
+        raise TypeError(f"chiltepin_task_geometry must be a dict, got {type(geometry).__name__}")
     unknown = set(geometry) - set(GEOMETRY_KEYS)
     if unknown:
         from chiltepin.errors import ConfigError
@@ -152,7 +158,7 @@ def merge_geometry(geometry: dict[str, int], explicit: dict[str, Any] | None) ->
             key="chiltepin_task_geometry",
             hint=f"use {', '.join(GEOMETRY_KEYS)}",
         )
-    return {**geometry, **(explicit or {})}
+    return {**(explicit or {}), **geometry}
 
 
 def _as_list(executor: str | Sequence[str]) -> list[str]:

@@ -96,9 +96,11 @@ def test_app_is_built_once_per_workflow_and_executor(workflow):
     assert fn.app("alpha") is not fn.app("beta")
 
 
-def test_merge_geometry_explicit_keys_win():
+def test_merge_geometry_geometry_keys_win():
     merged = merge_geometry({"num_nodes": 2, "num_ranks": 8}, {"num_ranks": 4, "x": 1})
-    assert merged == {"num_nodes": 2, "num_ranks": 4, "x": 1}
+    assert merged == {"num_nodes": 2, "num_ranks": 8, "x": 1}
+    with pytest.raises(TypeError, match="must be a dict, got list"):
+        merge_geometry([("num_nodes", 2)], None)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="unknown task geometry key 'nodes'"):
         merge_geometry({"nodes": 2}, None)
 

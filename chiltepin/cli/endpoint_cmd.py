@@ -6,22 +6,50 @@ import argparse
 import json
 import sys
 
+CONFIG_DIR_HELP = "endpoints directory (default $GLOBUS_COMPUTE_USER_DIR or ~/.globus_compute)"
+
+
+def _config_dir_option(parser: argparse.ArgumentParser, default: object) -> None:
+    # --config is chiltepin 0.1.x's spelling, --config-dir globus-compute-endpoint's.
+    parser.add_argument(
+        "-c",
+        "--config-dir",
+        "--config",
+        dest="config_dir",
+        metavar="DIR",
+        default=default,
+        help=CONFIG_DIR_HELP,
+    )
+
+
+class _Group(argparse._SubParsersAction):
+    """Subcommands that also take ``-c DIR`` after the subcommand name."""
+
+    def add_parser(self, name: str, **kwargs):  # type: ignore[override]
+        parser = super().add_parser(name, **kwargs)
+        _config_dir_option(parser, argparse.SUPPRESS)
+        return parser
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser(
         "endpoint",
         help="Globus Compute endpoints made from site profiles",
-        description="Endpoints live in $GLOBUS_COMPUTE_USER_DIR (default ~/.globus_compute).",
+        description="Endpoints live in DIR given by -c, else $GLOBUS_COMPUTE_USER_DIR "
+        "(default ~/.globus_compute).",
     )
+    _config_dir_option(group, None)
     group.set_defaults(group_parser=group)
-    cmds = group.add_subparsers(metavar="SUBCOMMAND")
+    cmds = group.add_subparsers(metavar="SUBCOMMAND", action=_Group)
 
     conf = cmds.add_parser(
         "configure",
         help="write an endpoint directory from a site profile (validated before success)",
     )
     conf.add_argument("name")
-    conf.add_argument("--site", required=True, help="site profile")
+    conf.add_argument(
+        "--site", help="site profile (default: the one matching this host, else 'local')"
+    )
     conf.add_argument(
         "--executor", help="serve only this executor of the profile (default: all of them)"
     )
@@ -97,14 +125,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     logout = cmds.add_parser("logout", help="log out of Globus and revoke stored tokens")
     logout.add_argument("--force", action="store_true", help="even with endpoints running")
     logout.set_defaults(handler=_logout)
+    for parser in cmds.choices.values():
+        parser.set_defaults(handler=_in_config_dir(parser.get_default("handler")))
+
+
+def _in_config_dir(handler):
+    """Run ``handler`` with ``-c DIR`` as the endpoints directory (like
+    ``globus-compute-endpoint -c DIR``: GLOBUS_COMPUTE_USER_DIR for this command)."""
+
+    def run(args: argparse.Namespace) -> int:
+        if args.config_dir is None:
+            return handler(args)
+        from chiltepin.endpoint.manage import using_dir
+
+        with using_dir(args.config_dir):
+            return handler(args)
+
+    return run
 
 
 def _configure(args: argparse.Namespace) -> int:
+    from chiltepin.endpoint import default_site
     from chiltepin.endpoint.writer import configure
 
     result = configure(
         args.name,
-        args.site,
+        args.site or default_site(),
         args.executor,
         multi_user=args.multi_user,
         contact_email=args.contact_email,
@@ -204,7 +250,12 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from chiltepin.endpoint.manage import start
+    from pathlib import Path
+
+    from chiltepin.endpoint.manage import link_login, start
+
+    if args.config_dir is not None:
+        link_login(Path(args.config_dir))  # `chiltepin login` stored the tokens by default
 
     out = start(
         args.name,
@@ -245,7 +296,7 @@ def _delete(args: argparse.Namespace) -> int:
 def _login(args: argparse.Namespace) -> int:
     from chiltepin.endpoint.manage import login
 
-    login(force=args.force)
+    print(login(force=args.force))
     return 0
 
 

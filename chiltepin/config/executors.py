@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from parsl.executors.base import ParslExecutor
 
 from chiltepin.config.providers import build_provider
@@ -9,15 +11,16 @@ from chiltepin.config.schema import AnyResource, RemoteResource, Resource
 
 
 def build_executor(
-    name: str, res: AnyResource, *, worker_prefix: str | None = None
+    name: str, res: AnyResource, *, worker_prefix: str | None = None, client: Any = None
 ) -> ParslExecutor:
     """Build the Parsl executor labelled ``name``.
 
     ``worker_prefix`` is a command (e.g. a container runtime invocation) that the
-    worker pool command is appended to, so that workers start inside it.
+    worker pool command is appended to, so that workers start inside it. ``client`` is a
+    ``globus_compute_sdk.Client`` for endpoint resources (default: one from the login).
     """
     if isinstance(res, RemoteResource):
-        return _globus_compute(name, res)
+        return _globus_compute(name, res, client)
     from parsl.executors import HighThroughputExecutor, MPIExecutor
     from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 
@@ -46,7 +49,7 @@ def _loopback(res: Resource) -> dict:
     return {"address": "127.0.0.1"} if res.provider == "localhost" else {}
 
 
-def _globus_compute(name: str, res: RemoteResource) -> ParslExecutor:
+def _globus_compute(name: str, res: RemoteResource, client: Any = None) -> ParslExecutor:
     from globus_compute_sdk import Executor
     from parsl.executors import GlobusComputeExecutor
 
@@ -54,8 +57,11 @@ def _globus_compute(name: str, res: RemoteResource) -> ParslExecutor:
     from chiltepin.globus_auth import ensure_logged_in
 
     endpoint_id = resolve_endpoint_id(res.endpoint)
-    ensure_logged_in(f"resource '{name}' (Globus Compute endpoint {endpoint_id})")
+    if client is None:  # a caller's own client carries its own authorization
+        ensure_logged_in(f"resource '{name}' (Globus Compute endpoint {endpoint_id})")
     return GlobusComputeExecutor(
-        executor=Executor(endpoint_id=endpoint_id, user_endpoint_config=res.user_endpoint_config),
+        executor=Executor(
+            endpoint_id=endpoint_id, client=client, user_endpoint_config=res.user_endpoint_config
+        ),
         label=name,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from parsl.config import Config
 
@@ -17,12 +18,15 @@ def build_parsl_config(
     *,
     run_dir: str,
     worker_prefix: WorkerPrefix | None = None,
+    client: Any = None,
 ) -> Config:
-    """One executor per resource; Config-wide retries are the largest asked for."""
+    """One executor per resource; Config-wide retries are the largest asked for.
+
+    ``client`` (a ``globus_compute_sdk.Client``) is used by endpoint resources."""
     executors = []
     for name, res in resources.items():
         prefix = worker_prefix(name, res) if worker_prefix and isinstance(res, Resource) else None
-        executors.append(build_executor(name, res, worker_prefix=prefix))
+        executors.append(build_executor(name, res, worker_prefix=prefix, client=client))
     retries = max((r.retries for r in resources.values() if isinstance(r, Resource)), default=0)
     return Config(
         executors=executors,

@@ -13,15 +13,17 @@ import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from chiltepin.endpoint import generate as gen
 from chiltepin.endpoint.errors import EndpointError, one_line
 from chiltepin.endpoint_ids import endpoints_dir
+from chiltepin.globus_auth import CLIENT_ID_ENV, CLIENT_SECRET_ENV
 
-CLIENT_ID_ENV = "GLOBUS_COMPUTE_CLIENT_ID"
-CLIENT_SECRET_ENV = "GLOBUS_COMPUTE_CLIENT_SECRET"
+COMPUTE_DIR_ENV = "GLOBUS_COMPUTE_USER_DIR"
 
 #: Exception names in globus-compute-endpoint output that mean Globus was not reached.
 _NETWORK_ERRORS = ("GlobusConnectionError", "NetworkError", "ConnectionError", "GlobusTimeoutError")
@@ -104,16 +106,48 @@ def _manifest(path: Path) -> dict:
 def has_credentials() -> bool:
     """Client credentials in the environment, or a stored login that needs no renewal
     by hand (checked locally by the Globus SDK; no network)."""
-    if os.environ.get(CLIENT_ID_ENV) and os.environ.get(CLIENT_SECRET_ENV):
-        return True
-    if os.environ.get(CLIENT_ID_ENV) or os.environ.get(CLIENT_SECRET_ENV):
-        raise EndpointError(f"set both {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}, or neither")
-    from globus_compute_sdk.sdk.auth.globus_app import get_globus_app
+    from chiltepin.globus_auth import login_required
 
+    return not login_required()
+
+
+@contextmanager
+def using_dir(config_dir: str | Path | None) -> Iterator[None]:
+    """Treat ``config_dir`` as the endpoints directory (``$GLOBUS_COMPUTE_USER_DIR``) for
+    the duration, as ``globus-compute-endpoint -c DIR`` does; None changes nothing.
+
+    Sets the variable for this process while active (so not for concurrent threads).
+    """
+    if config_dir is None:
+        yield
+        return
+    old = os.environ.get(COMPUTE_DIR_ENV)
+    os.environ[COMPUTE_DIR_ENV] = os.path.abspath(config_dir)
     try:
-        return not get_globus_app().login_required()
-    except Exception as exc:
-        raise EndpointError(f"cannot read the Globus login: {one_line(exc)}") from None
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(COMPUTE_DIR_ENV, None)
+        else:
+            os.environ[COMPUTE_DIR_ENV] = old
+
+
+def link_login(base: Path) -> None:
+    """Let endpoints under ``base`` use the login stored in ``~/.globus_compute``.
+
+    ``chiltepin login`` stores tokens there; globus-compute-endpoint looks for them in
+    the endpoints directory. A symbolic link keeps the two in step (token refreshes
+    included). Nothing is done if ``base`` is the default or already has a token store.
+    """
+    default = Path.home() / ".globus_compute" / "storage.db"
+    target = Path(base).absolute() / "storage.db"
+    if target == default or target.exists() or target.is_symlink() or not default.is_file():
+        return
+    try:
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target.symlink_to(default)
+    except OSError as exc:
+        raise EndpointError(f"cannot link the Globus login into {base}: {exc.strerror}") from None
 
 
 def read_credentials(path: str | Path) -> dict[str, str]:
@@ -140,6 +174,7 @@ def start(
     foreground: bool = False,
     endpoint_uuid: str | None = None,
     credentials: str | Path | None = None,
+    timeout: float | None = None,
 ) -> str:
     """Validate endpoint ``name``, check credentials, then start it (detached by default).
 
@@ -166,19 +201,19 @@ def start(
     if foreground:
         # A service manager runs this: output goes to its log, the exit status is GCE's.
         return _run(args, what=f"endpoint '{path.name}'", capture=False)
-    return _run([*args, "--detach"], what=f"endpoint '{path.name}'")
+    return _run([*args, "--detach"], what=f"endpoint '{path.name}'", timeout=timeout)
 
 
-def stop(name: str) -> str:
+def stop(name: str, *, timeout: float | None = None) -> str:
     path = endpoint_dir(name)
-    return _run(["stop", path.name], what=f"endpoint '{path.name}'")
+    return _run(["stop", path.name], what=f"endpoint '{path.name}'", timeout=timeout)
 
 
-def delete(name: str, *, force: bool = False) -> str:
+def delete(name: str, *, force: bool = False, timeout: float | None = None) -> str:
     """Delete the endpoint locally and, if it was ever registered, from Globus."""
     path = endpoint_dir(name)
     args = ["delete", path.name, "--yes"] + (["--force"] if force else [])
-    out = _run(args, what=f"endpoint '{path.name}'")
+    out = _run(args, what=f"endpoint '{path.name}'", timeout=timeout)
     if path.exists():
         raise EndpointError(
             f"endpoint '{path.name}' was not deleted: {one_line(out) if out else 'unknown reason'}"
@@ -187,21 +222,30 @@ def delete(name: str, *, force: bool = False) -> str:
 
 
 def login(*, force: bool = False) -> str:
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise EndpointError(
-            "login is interactive (it prints a URL and asks for a code): run it on a "
-            f"terminal, or use client credentials ({CLIENT_ID_ENV}, {CLIENT_SECRET_ENV})"
-        )
-    return _run(["login"] + (["--force"] if force else []), what="login", capture=False)
+    """Log in to Globus Compute, Transfer and Academy (interactive; see chiltepin.globus_auth)."""
+    from chiltepin.globus_auth import login as globus_login
+
+    globus_login(force=force)
+    return "logged in to Globus (Compute, Transfer, Academy exchange)"
 
 
 def logout(*, force: bool = False) -> str:
-    return _run(["logout"] + (["--force"] if force else []), what="logout")
+    """Revoke the stored Globus tokens; refused while endpoints run unless ``force``."""
+    from chiltepin.globus_auth import logout as globus_logout
+
+    running = [e.name for e in list_endpoints() if e.status == "Running"]
+    if running and not force:
+        raise EndpointError(
+            f"endpoints are running ({', '.join(running)}): they need the login; "
+            "stop them first, or log out anyway with --force"
+        )
+    globus_logout()
+    return "logged out of Globus"
 
 
-def _run(args: list[str], *, what: str, capture: bool = True) -> str:
+def _run(args: list[str], *, what: str, capture: bool = True, timeout: float | None = None) -> str:
     cmd = [gce_command(), *args]
-    env = {**os.environ, "GLOBUS_COMPUTE_USER_DIR": str(endpoints_dir())}
+    env = {**os.environ, COMPUTE_DIR_ENV: str(endpoints_dir())}
     try:
         proc = subprocess.run(
             cmd,
@@ -210,9 +254,14 @@ def _run(args: list[str], *, what: str, capture: bool = True) -> str:
             capture_output=capture,
             text=True,
             check=False,
+            timeout=timeout,
         )
     except OSError as exc:
         raise EndpointError(f"cannot run {cmd[0]}: {exc.strerror}") from None
+    except subprocess.TimeoutExpired:
+        raise EndpointError(
+            f"{what}: globus-compute-endpoint {args[0]} did not finish within {timeout:g} s"
+        ) from None
     out = (proc.stdout or "") + (proc.stderr or "")
     if proc.returncode != 0:
         raise EndpointError(f"{what}: {summarize_failure(out, proc.returncode)}")
