@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-CLI = str(Path(sys.executable).parent / "chiltepin")
+from helpers import cli
 
 
 @pytest.fixture
@@ -33,9 +32,7 @@ def env(tmp_path) -> dict[str, str]:
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [CLI, *args], capture_output=True, text=True, env=env, timeout=180, stdin=subprocess.DEVNULL
-    )
+    return cli.run(*args, env=env, timeout=180)
 
 
 def one_error_line(out: subprocess.CompletedProcess) -> str:

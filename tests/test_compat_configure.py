@@ -224,7 +224,7 @@ def test_globus_compute_executor_without_login_fails_without_prompting(gc_dir):
 def test_loaded_config_runs_a_task_with_plain_parsl(tmp_path):
     """What 0.1.x users do: parsl.load(configure.load(...)) and call apps."""
     import parsl
-    import task_support as ts
+    from helpers import tasks as ts
 
     config = configure.load(
         {"extra": {"init_blocks": 1, "max_workers_per_node": 1}},

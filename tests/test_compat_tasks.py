@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import task_support as ts
+from helpers import tasks as ts
 
 from chiltepin.tasks import merge_geometry
 

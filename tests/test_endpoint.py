@@ -57,7 +57,7 @@ def site_layer(tmp_path, monkeypatch):
 
 
 def cli(*args: str, stdin: str | None = None, env: dict | None = None):
-    return run(*args, input=stdin, env=env or {}, timeout=180)
+    return run(*args, input=stdin, env={**os.environ, **(env or {})}, timeout=180)
 
 
 def mode(path: Path) -> int:

@@ -18,8 +18,8 @@ def run(
     timeout: float = 300,
     cwd: str | os.PathLike | None = None,
 ) -> subprocess.CompletedProcess:
-    """``chiltepin ARGS`` as a subprocess; ``env`` is added to this process's environment,
-    ``input`` is its standard input (none by default)."""
+    """``chiltepin ARGS`` as a subprocess; ``env`` is its whole environment (default:
+    this process's), ``input`` its standard input (none by default)."""
     return subprocess.run(
         [CLI, *args],
         capture_output=True,
@@ -27,6 +27,6 @@ def run(
         input=input,
         stdin=None if input is not None else subprocess.DEVNULL,
         timeout=timeout,
-        env={**os.environ, **env} if env is not None else None,
+        env=dict(env) if env is not None else None,
         cwd=cwd,
     )
