@@ -89,7 +89,7 @@ def read_state_file(state_home: Path, name: str) -> dict | None:
 def assert_all_gone(tmp_path: Path, serve_pid: int) -> None:
     """No serve process, embedded exchange, interchange or worker of this test is left."""
     assert wait_until_gone(P.serve_processes, tmp_path) == []
-    assert wait_until_gone(P.exchange_servers_of, serve_pid) == []
+    assert wait_until_gone(P.exchange_servers, serve_pid) == []
     assert wait_until_gone(processes_under, tmp_path) == []
 
 
@@ -328,7 +328,7 @@ def test_ctrl_c_on_a_terminal_stops_a_service_with_its_embedded_exchange(
         service_pid = state["pid"]  # the supervised service process
         assert service_pid != serve.pid
         assert state["exchange_url"].startswith("http://127.0.0.1:")
-        assert len(P.exchange_servers_of(service_pid)) == 1
+        assert len(P.exchange_servers(service_pid)) == 1
         assert "(embedded)" in ok("list")
         assert json.loads(ok("call", "counter-local", "square", "--args", "[9]"))["square"] == 81
         assert int(ok("call", "counter-local", "ticks_now")) > 0  # its loop runs

@@ -290,4 +290,4 @@ async def test_manager_shutdown_leaves_nothing(run, probe):
     assert P.wait_until_gone(P.processes_under, run.root) == [], "Parsl processes left"
     assert run.new_exchanges() == set(), "the embedded exchange is still running"
     if run.image:
-        assert wait_until_gone(run.new_containers, 30) == [], "containers left behind"
+        assert wait_until_gone(run.new_containers, timeout=30) == [], "containers left behind"
