@@ -154,7 +154,9 @@ def no_containers_left(pulled_image):
     """Fail the test if a container it started outlives it (then remove it)."""
     before = set(labelled_containers())
     yield
-    left = wait_until_gone(lambda: [c for c in labelled_containers() if c not in before], timeout=15)
+    left = wait_until_gone(
+        lambda: [c for c in labelled_containers() if c not in before], timeout=15
+    )
     if left:
         subprocess.run(["podman", "rm", "-f", *left], capture_output=True, timeout=120)
     assert not left, f"containers left behind: {left}"

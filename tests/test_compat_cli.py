@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from helpers import cli
+from helpers.infra import heavy_imports
 
 
 @pytest.fixture
@@ -48,13 +48,7 @@ def test_help_lists_login_and_logout_and_stays_light(env):
     assert "login" in out.stdout and "logout" in out.stdout
     for cmd in ("login", "logout"):
         assert run(env, cmd, "--help").returncode == 0
-    code = (
-        "import sys; from chiltepin.cli.main import build_parser; build_parser(); "
-        "print([m for m in ('parsl', 'globus_sdk', 'globus_compute_sdk', 'academy', 'pydantic') "
-        "if m in sys.modules])"
-    )
-    mods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert mods.stdout.strip() == "[]", mods.stdout + mods.stderr
+    assert heavy_imports("from chiltepin.cli.main import build_parser; build_parser()") == []
 
 
 def test_login_without_a_terminal_is_one_line_and_logout_is_offline(env):

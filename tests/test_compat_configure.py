@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+from helpers.infra import heavy_imports
 
 from chiltepin import configure
 from chiltepin.errors import ConfigError
@@ -26,12 +24,7 @@ CONFIG = {
 
 
 def test_import_does_not_import_parsl_or_pydantic():
-    code = (
-        "import sys, chiltepin.configure; "
-        "print([m for m in ('parsl', 'pydantic', 'globus_compute_sdk') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    assert heavy_imports("import chiltepin.configure") == []
 
 
 def test_parse_file(tmp_path):

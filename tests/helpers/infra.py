@@ -37,3 +37,15 @@ def labelled_containers() -> list[str]:
         timeout=120,
     )
     return out.stdout.split()
+
+
+#: Libraries that ``import chiltepin`` and ``chiltepin --help`` must not load.
+HEAVY_MODULES = ("parsl", "academy", "globus_sdk", "globus_compute_sdk", "pydantic")
+
+
+def heavy_imports(statements: str, modules: tuple[str, ...] = HEAVY_MODULES) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has loaded after running ``statements``."""
+    code = f"import sys\n{statements}\nprint(' '.join(m for m in {modules!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
