@@ -142,8 +142,8 @@ class BrokenState:
         if not SERVICE_NAME_RE.match(self.name):
             return "remove the file"
         return (
-            f"run: chiltepin agent shutdown {self.name} (it removes the file if no service "
-            "of that name runs here), or remove the file"
+            f"run: chiltepin agent shutdown {self.name} (removes it if that service is not "
+            "running), or remove the file"
         )
 
     def error(self) -> ConfigError:
@@ -297,23 +297,21 @@ def _problem(name: str, raw: bytes) -> str | None:
         if data["exchange_url"] is not None:
             check_url(data["exchange_url"], ("http", "https"), example="http://HOST:PORT")
     except ValueError as exc:
-        key = "exchange_url" if getattr(exc, "key", None) == "url" else "exchange"
-        return f"'{key}' is not a valid exchange: {mask_url(_first_reason(exc))}"
+        key, reason = _first_problem(exc)
+        return f"'{key}' is not valid: {mask_url(reason)}"
     return None
 
 
-def _first_reason(exc: ValueError) -> str:
-    if hasattr(exc, "message"):  # a key problem
-        return exc.message
-    errors = getattr(exc, "errors", None)
-    if errors is None:
-        return str(exc)
-    first = errors()[0]
+def _first_problem(exc: ValueError) -> tuple[str, str]:
+    """(key, reason) of a problem in ``exchange`` or ``exchange_url``."""
+    if hasattr(exc, "message"):  # the key problem of exchange_url
+        return "exchange_url", exc.message
+    first = exc.errors()[0]  # type: ignore[attr-defined]  # pydantic's ValidationError
     cause = (first.get("ctx") or {}).get("error")
-    where = ".".join(str(p) for p in first["loc"])
+    loc = [str(p) for p in first["loc"]]
     if cause is not None and hasattr(cause, "key"):
-        return f"{cause.key}: {cause.message}"
-    return f"{where}: {first['msg']}" if where else first["msg"]
+        return ".".join(["exchange", *loc, cause.key]), cause.message
+    return ".".join(["exchange", *loc]), first["msg"]
 
 
 def remove_state(name: str, *, pid: int | None = None) -> bool:
