@@ -182,6 +182,9 @@ BAD_URLS = [
     ("redis://h;id:1", "has an invalid host 'h;id'"),
     ("http://$(id):1", "has an invalid host '$(id)'"),
     ("http://h`id`/", "has an invalid host"),
+    ("http://[::1]x:1", "has an invalid host '[::1]x:1'"),
+    ("http://a:b:c", "has an invalid host 'a:b:c'"),
+    ("http://[::1", "is not an exchange URL"),
     (f"redis://me:{SECRET}@h:1", "'redis://me:***@h:1': a Redis exchange URL takes no user"),
     (f"http://me:{SECRET}@h:0", "'http://me:***@h:0': port must be between 1 and 65535"),
     (f"http://{SECRET}@h x", "'http://***@h x' contains whitespace"),
@@ -225,6 +228,7 @@ BAD_SETTINGS = [
     ({"kind": "http", "url": "http://"}, "url", "has no host"),
     ({"kind": "http", "url": "http://h:0"}, "url", "port must be between 1 and 65535"),
     ({"kind": "http", "url": "http://h\n:1"}, "url", "whitespace or control characters"),
+    ({"kind": "http", "url": "http://[::1"}, "url", "is not a URL: Invalid IPv6 URL"),
     ({"kind": "hosted", "url": "exchange.example"}, "url", "must start with https://"),
     (
         {"kind": "http", "url": f"https://me:{SECRET}@h x"},

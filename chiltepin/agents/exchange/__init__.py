@@ -85,8 +85,11 @@ def parse_exchange_url(value: str, *, option: str = "--exchange") -> ExchangeSet
     shown = f"{option} {mask_url(value)!r}"
     hint = "use http://HOST:PORT (an HTTP exchange) or redis://HOST:PORT"
     hint += "".join(f" or {s}://..." for s in kinds if s not in ("http", "https", "redis"))
-    parts = urlsplit(value)
-    kind = kinds.get(parts.scheme)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    kind = kinds.get(parts.scheme) if parts is not None else None
     if kind is None:
         raise ConfigError(f"{shown} is not an exchange URL", key=option, hint=hint)
     try:

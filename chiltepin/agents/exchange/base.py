@@ -17,6 +17,7 @@ from chiltepin.config.schema import _KeyProblem
 #: A host name or IP address (brackets of an IPv6 URL removed): no spaces or shell characters.
 HOST_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 HOST_HINT = "use letters, digits, '.', '-', '_' and ':' only (no spaces or shell characters)"
+_HOSTPORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:[^:]*)?$")
 _USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]*)@")
 
 
@@ -123,14 +124,20 @@ def check_url(
     hint = f"e.g. {example}"
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
         raise _KeyProblem(key, f"{shown} contains whitespace or control characters", hint)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise _KeyProblem(key, f"{shown} is not a URL: {exc}", hint) from None
     if parts.scheme not in schemes or url[: len(parts.scheme) + 3].lower() != f"{parts.scheme}://":
         wanted = " or ".join(f"{s}://" for s in schemes)
         raise _KeyProblem(key, f"{shown} must start with {wanted}", hint)
-    if not parts.hostname:
+    if not hostname:
         raise _KeyProblem(key, f"{shown} has no host", hint)
-    if not HOST_RE.match(parts.hostname):
-        raise _KeyProblem(key, f"{shown} has an invalid host {parts.hostname!r}", HOST_HINT)
+    hostport = parts.netloc.rpartition("@")[2]
+    if not HOST_RE.match(hostname) or not _HOSTPORT_RE.match(hostport):
+        bad = hostname if not HOST_RE.match(hostname) else hostport
+        raise _KeyProblem(key, f"{shown} has an invalid host {bad!r}", HOST_HINT)
     try:
         port = parts.port
     except ValueError:
