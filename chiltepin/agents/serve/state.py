@@ -4,6 +4,9 @@
 other ``chiltepin agent`` commands read them to find a service's agent and exchange. The
 directory is private (0700), the files too (0600). A file left by a killed service is
 *stale*: its process is gone; the next ``serve`` of that name takes its agent ID over.
+Files are replaced atomically (temporary file, fsync, rename). One that still cannot be
+read as a state (edited, truncated by a full disk, not a file) is a :class:`BrokenState`:
+listed as corrupt, an error naming it for ``call``, removed by ``shutdown``.
 """
 
 from __future__ import annotations
