@@ -187,11 +187,11 @@ def test_launch_call_discover_and_shutdown_on_an_http_exchange(
 
 @pytest.mark.redis
 def test_serve_in_the_foreground_on_redis_until_sigterm(tmp_path, state_home, services, redis_port):
-    from chiltepin.agents.exchange import factory_plan
+    from chiltepin.agents.exchange import build_factory
     from chiltepin.config.schema import ExchangeSettings
 
     exchange = {"kind": "redis", "host": "127.0.0.1", "port": redis_port}
-    factory = factory_plan(ExchangeSettings.model_validate(exchange)).create()
+    factory = build_factory(ExchangeSettings.model_validate(exchange))
     config = write_service(
         tmp_path / "counter.yaml",
         name="counter-redis",

@@ -25,8 +25,9 @@ from chiltepin.agents.exchange import (
     HOSTED_URL,
     EmbeddedExchange,
     EmbeddedExchangeError,
+    build_factory,
     exchange_settings,
-    factory_plan,
+    get_kind,
     open_exchange,
 )
 from chiltepin.config.schema import ExchangeSettings
@@ -69,31 +70,32 @@ def test_bad_settings_are_config_errors():
 
 
 def test_factory_for_each_kind():
-    http = factory_plan(ExchangeSettings(kind="http", url="http://exchange.example:8700"))
-    made = http.create()
+    made = build_factory(ExchangeSettings(kind="http", url="http://exchange.example:8700"))
     assert isinstance(made, HttpExchangeFactory)
     assert made._info.url == "http://exchange.example:8700"
 
-    redis = factory_plan(ExchangeSettings(kind="redis", host="10.0.0.5"))
-    made = redis.create()
+    made = build_factory(ExchangeSettings(kind="redis", host="10.0.0.5"))
     assert isinstance(made, RedisExchangeFactory)
     assert (made.redis_info.hostname, made.redis_info.port) == ("10.0.0.5", 6379)
     assert made.redis_info.kwargs == {"socket_timeout": None}  # Academy's receive blocks
 
+    made = build_factory(ExchangeSettings(), "http://127.0.0.1:8123")  # a running embedded one
+    assert isinstance(made, HttpExchangeFactory) and made._info.url == "http://127.0.0.1:8123"
+
     # Not created here: creating it starts a Globus login. Academy's own default URL
     # (it carries the exchange API version, "/v1").
     assert HOSTED_URL == DEFAULT_EXCHANGE_URL
-    hosted = factory_plan(ExchangeSettings(kind="hosted"))
-    assert (hosted.factory, hosted.args, hosted.kwargs) == (
-        "HttpExchangeFactory",
+    hosted = get_kind("hosted")
+    assert hosted.factory_class() is HttpExchangeFactory
+    assert hosted.factory_arguments(ExchangeSettings(kind="hosted"), None) == (
         (HOSTED_URL,),
         {"auth_method": "globus"},
     )
-    own = factory_plan(ExchangeSettings(kind="hosted", url="https://exchange.example/v1"))
-    assert own.args == ("https://exchange.example/v1",)
+    own = ExchangeSettings(kind="hosted", url="https://exchange.example/v1")
+    assert hosted.factory_arguments(own, None)[0] == ("https://exchange.example/v1",)
 
     with pytest.raises(ValueError, match="not running"):
-        factory_plan(ExchangeSettings())
+        build_factory(ExchangeSettings())
 
 
 # --- the embedded exchange ---------------------------------------------------------------------

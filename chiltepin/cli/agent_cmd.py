@@ -79,11 +79,12 @@ def _exchange_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _exchange(args: argparse.Namespace) -> Any:
-    from chiltepin.agents.serve.control import parse_exchange, site_exchange
+    from chiltepin.agents.exchange import parse_exchange_url
+    from chiltepin.agents.serve.control import site_exchange
 
-    if args.exchange:
-        return parse_exchange(args.exchange)
-    if args.site:
+    if args.exchange is not None:
+        return parse_exchange_url(args.exchange, option="--exchange")
+    if args.site is not None:
         return site_exchange(args.site)
     return None
 
@@ -196,13 +197,14 @@ def _list(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     if rows:
+        columns = ("name", "status", "agent_id", "agent_class", "exchange", "pid")
         _table(
             ["NAME", "STATUS", "AGENT ID", "CLASS", "EXCHANGE", "PID"],
-            [
-                [r["name"], r["status"], r["agent_id"], r["agent_class"], r["exchange"], r["pid"]]
-                for r in rows
-            ],
+            [["-" if r[c] is None else r[c] for c in columns] for r in rows],
         )
+        for row in rows:
+            if "error" in row:
+                print(f"chiltepin: warning: {row['error']}", file=sys.stderr)
     elif discovered is None:
         print("no agent services on this machine")
     if discovered is not None:
@@ -243,10 +245,13 @@ def _shutdown(args: argparse.Namespace) -> int:
     _quiet_client()
     import asyncio
 
-    from chiltepin.agents.serve.control import resolve, shutdown_agent
+    from chiltepin.agents.serve.control import remove_broken_state, resolve, shutdown_agent
 
-    target = resolve(args.target, _exchange(args))
-    message = asyncio.run(shutdown_agent(target, timeout=args.timeout))
+    exchange = _exchange(args)
+    message = remove_broken_state(args.target)
+    if message is None:
+        target = resolve(args.target, exchange)
+        message = asyncio.run(shutdown_agent(target, timeout=args.timeout))
     print(message)
     return 0
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+
+from chiltepin.errors import did_you_mean
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -68,6 +70,19 @@ class ContainerSettings(_Strict):
     gpus: bool = False
 
 
+# The published schema's view of exchange values; the kinds check them, with messages that
+# name the problem (and mask credentials in URLs).
+_UrlText = Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^https?://\S+$"})]
+_HostText = Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z0-9_.:-]+$"})]
+_PortNumber = Annotated[int, WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 65535})]
+
+
+def _kind_enum(schema: dict[str, Any]) -> None:
+    from chiltepin.agents.exchange import KINDS
+
+    schema["enum"] = list(KINDS)
+
+
 class ExchangeSettings(_Strict):
     """Where agents exchange messages (a site profile's ``exchange:`` block).
 
@@ -77,28 +92,34 @@ class ExchangeSettings(_Strict):
     ``host``:``port``; ``hosted``: Academy's public exchange (Globus login).
     """
 
-    kind: Literal["embedded", "http", "redis", "hosted"] = "embedded"
-    url: str | None = Field(default=None, pattern=r"^https?://\S+$")
-    host: str = Field(default="127.0.0.1", pattern=r"^[A-Za-z0-9_.:-]+$")
-    port: int | None = Field(default=None, ge=0, le=65535)
+    # Each kind is a class in chiltepin.agents.exchange: it says which keys it takes and
+    # checks their values (imported when a value is checked, not with this module).
+    kind: str = Field(default="embedded", json_schema_extra=_kind_enum)
+    url: _UrlText | None = None
+    host: _HostText = "127.0.0.1"
+    port: _PortNumber | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ExchangeSettings:
-        given = self.model_fields_set
-        allowed = {
-            "embedded": {"host", "port"},
-            "http": {"url"},
-            "redis": {"host", "port"},
-            "hosted": {"url"},
-        }[self.kind] | {"kind"}
-        for key in sorted(given - allowed):
+        from chiltepin.agents.exchange import KINDS
+
+        kind = KINDS.get(self.kind)
+        if kind is None:
+            names = list(KINDS)
+            expected = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}"
+            raise _KeyProblem(
+                "kind",
+                f"must be one of {expected}, got {self.kind!r}",
+                did_you_mean(self.kind, names),
+            )
+        allowed = kind.keys | {"kind"}
+        for key in sorted(self.model_fields_set - allowed):
             raise _KeyProblem(
                 key,
                 f"'{key}' is not used by exchange kind '{self.kind}'",
-                f"kind '{self.kind}' takes {', '.join(sorted(allowed - {'kind'}))}",
+                f"kind '{self.kind}' takes {', '.join(sorted(kind.keys))}",
             )
-        if self.kind == "http" and not self.url:
-            raise _KeyProblem("url", "exchange kind 'http' needs a url", "e.g. http://host:8700")
+        kind.check(self)
         return self
 
 

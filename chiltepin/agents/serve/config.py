@@ -274,12 +274,10 @@ def _exchange(config: ServiceConfig, problem: Any) -> ExchangeSettings:
 
         exchange = load_site(config.site).exchange
     exchange = exchange or ExchangeSettings()
-    if exchange.kind == "hosted":
-        raise problem(
-            "a served agent cannot use the hosted exchange: its Globus tokens expire after "
-            "48 hours and a service cannot log in interactively",
-            "exchange",
-            "run an http exchange (python -m academy.exchange.cloud) or redis, and name it "
-            "here: exchange: {kind: redis, host: ..., port: ...}",
-        )
+    from chiltepin.agents.exchange import get_kind
+
+    refusal = get_kind(exchange.kind).service_refusal()
+    if refusal is not None:
+        message, hint = refusal
+        raise problem(message, "exchange", hint)
     return exchange

@@ -19,16 +19,24 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from chiltepin.agents.exchange import build_factory, exchange_label, get_kind, mask_url
 from chiltepin.agents.serve.config import SERVICE_NAME_RE, add_python_path, load_service
 from chiltepin.agents.serve.state import (
     RUNNING,
+    BrokenState,
     ServiceState,
     all_states,
     ensure_state_dir,
+    find_state,
+    load_state,
+    lock_held,
+    lock_path,
     log_path,
     quiet_cancelled_requests,
     read_state,
     remove_state,
+    scan_states,
+    state_path,
 )
 from chiltepin.config.schema import ExchangeSettings
 from chiltepin.errors import ActionFailed, ConfigError, ServiceError, did_you_mean
@@ -43,53 +51,16 @@ CLIENT_NAME = "chiltepin-cli"
 # --- exchanges ------------------------------------------------------------------------------
 
 
-def parse_exchange(value: str) -> ExchangeSettings:
-    """``http(s)://host:port`` (an HTTP exchange) or ``redis://host[:port]``."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(value)
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.scheme in ("http", "https") and parts.hostname and port != -1:
-        return ExchangeSettings(kind="http", url=value.rstrip("/"))
-    if parts.scheme == "redis" and parts.hostname and port != -1:
-        settings = {"kind": "redis", "host": parts.hostname}
-        if port is not None:
-            settings["port"] = port
-        return ExchangeSettings.model_validate(settings)
-    raise ConfigError(
-        f"--exchange {value!r} is not an exchange URL",
-        key="--exchange",
-        hint="use http://HOST:PORT (an HTTP exchange) or redis://HOST:PORT",
-    )
-
-
 def site_exchange(site: str) -> ExchangeSettings:
+    """The exchange of site profile ``site``, if a shell command can reach it."""
     from chiltepin.agents._site import load_site
 
     settings = load_site(site).exchange
-    if settings.kind == "embedded":
-        raise ConfigError(
-            f"site '{site}' uses an embedded exchange, which lives only inside the program "
-            "or service that started it",
-            key="--site",
-            hint="name the service instead (chiltepin agent list), or --exchange URL",
-        )
-    if settings.kind == "hosted":
-        raise ConfigError(
-            f"site '{site}' uses the hosted exchange, which needs a Globus login",
-            key="--site",
-            hint="use an http or redis exchange",
-        )
+    refusal = get_kind(settings.kind).site_refusal(site)
+    if refusal is not None:
+        message, hint = refusal
+        raise ConfigError(message, key="--site", hint=hint)
     return settings
-
-
-def exchange_label(settings: ExchangeSettings, url: str | None = None) -> str:
-    if settings.kind == "redis":
-        return f"redis://{settings.host}:{settings.port or 6379}"
-    return url or settings.url or settings.kind
 
 
 @dataclasses.dataclass
@@ -119,10 +90,7 @@ class Target:
         )
 
     def create_factory(self) -> Any:
-        from chiltepin.agents.exchange import factory_plan
-
-        url = self.url if self.exchange.kind == "embedded" else None
-        return factory_plan(self.exchange, embedded_url=url).create()
+        return build_factory(self.exchange, self.url)
 
 
 def resolve(target: str, exchange: ExchangeSettings | None = None) -> Target:
@@ -130,7 +98,7 @@ def resolve(target: str, exchange: ExchangeSettings | None = None) -> Target:
     from academy.identifier import AgentId
 
     if SERVICE_NAME_RE.match(target):
-        state = read_state(target)
+        state = find_state(target)  # a broken state file of that name is an error
         if state is not None:
             return Target.of_state(state)
     states = all_states()
@@ -183,7 +151,7 @@ async def connected(target: Target, *, timeout: float = 30.0) -> AsyncIterator[A
         client = await asyncio.wait_for(factory.create_user_client(name=CLIENT_NAME), timeout)
     except Exception as exc:  # noqa: BLE001 - any failure to connect is reported as one
         raise ServiceError(
-            f"cannot reach the exchange {label}: {type(exc).__name__}: {exc}"
+            f"cannot reach the exchange {label}: {type(exc).__name__}: {mask_url(str(exc))}"
         ) from None
     from academy.exchange.client import exchange_context
 
@@ -285,6 +253,39 @@ async def _remote_actions(handle: Any) -> list[str] | None:
 # --- shutdown ---------------------------------------------------------------------------------
 
 
+def remove_broken_state(name: str) -> str | None:
+    """If service ``name`` has a broken state file, remove it (unless a serve of that name
+    still runs here) and say so; None if its state file is not broken."""
+    if not SERVICE_NAME_RE.match(name):
+        return None
+    broken = load_state(state_path(name))
+    if not isinstance(broken, BrokenState):
+        return None
+    if lock_held(name):
+        raise ConfigError(
+            f"{broken.message}; a serve process of that name still runs here "
+            f"(it holds {lock_path(name)})",
+            hint=f"stop that process (fuser {lock_path(name)} names it), then run: "
+            f"chiltepin agent shutdown {name}",
+        )
+    try:
+        if broken.path.is_dir():
+            broken.path.rmdir()
+        else:
+            broken.path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{broken.message}; cannot remove it: {exc.strerror or exc}",
+            hint=f"remove {broken.path} yourself",
+        ) from None
+    return (
+        f"agent service '{name}' was not running and its state file was corrupt "
+        f"({broken.reason}); removed it"
+    )
+
+
 async def shutdown_agent(target: Target, *, timeout: float = 120.0) -> str:
     """Ask the agent to shut down; wait until its service process has exited."""
     from academy.exception import MailboxTerminatedError
@@ -350,8 +351,8 @@ async def _wait_stopped(state: ServiceState, deadline: float, timeout: float) ->
 
 
 async def _retire_stale(target: Target) -> None:
-    """Close the mailbox a killed service left open (its embedded exchange died with it)."""
-    if target.exchange.kind == "embedded":
+    """Close the mailbox a killed service left open (an exchange it ran died with it)."""
+    if get_kind(target.exchange.kind).owned:
         return
     with contextlib.suppress(Exception):
         async with connected(target, timeout=10) as client:
@@ -464,9 +465,24 @@ def _last_lines(log: Path, offset: int, count: int = 1) -> str:
 
 
 def service_rows() -> list[dict[str, Any]]:
-    """One row per state file."""
-    rows = []
-    for state in all_states():
+    """One row per state file (a broken one: status ``corrupt`` and its ``error``)."""
+    rows: list[dict[str, Any]] = []
+    for state in scan_states():
+        if isinstance(state, BrokenState):
+            rows.append(
+                {
+                    "name": state.name,
+                    "status": "corrupt",
+                    "agent_id": None,
+                    "agent_class": None,
+                    "exchange": None,
+                    "pid": None,
+                    "host": None,
+                    "config": None,
+                    "error": f"{state.message} (hint: {state.hint})",
+                }
+            )
+            continue
         alive = state.process_alive()
         if alive is None:
             status = f"{state.status} on {state.host}"

@@ -23,17 +23,18 @@ import socket
 from datetime import datetime, timezone
 from typing import Any
 
+from chiltepin.agents.exchange import get_kind
 from chiltepin.agents.serve.config import AgentService
 from chiltepin.agents.serve.state import (
     RUNNING,
     STARTING,
     ServiceState,
     ensure_state_dir,
+    lock_path,
     process_created,
     quiet_cancelled_requests,
     read_state,
     remove_state,
-    state_path,
     write_state,
 )
 from chiltepin.errors import ConfigError
@@ -108,10 +109,8 @@ async def run_service(service: AgentService) -> None:
             **{**service.config.kwargs, SPEC_KWARG: service.workflow_spec},
         )
         url = None
-        if service.exchange.kind == "embedded":
-            from chiltepin.agents.exchange import EmbeddedExchange
-
-            server = EmbeddedExchange(host=service.exchange.host, port=service.exchange.port or 0)
+        server = get_kind(service.exchange.kind).server(service.exchange)
+        if server is not None:
             url = await server.astart()
             logger.info("embedded exchange at %s (lives as long as this service)", url)
         factory = await _factory(service, url)
@@ -134,7 +133,7 @@ def _lock(service: AgentService) -> Any:
     import fcntl
 
     ensure_state_dir()
-    path = state_path(service.name).with_suffix(".lock")
+    path = lock_path(service.name)
     handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -171,10 +170,9 @@ def _check_not_running(service: AgentService) -> ServiceState | None:
 
 
 async def _factory(service: AgentService, url: str | None) -> Any:
-    from chiltepin.agents.exchange import factory_plan
+    from chiltepin.agents.exchange import build_factory
 
-    plan = factory_plan(service.exchange, embedded_url=url)
-    return await asyncio.to_thread(plan.create)
+    return await asyncio.to_thread(build_factory, service.exchange, url)
 
 
 async def _registration(service: AgentService, factory: Any, previous: ServiceState | None) -> Any:
@@ -203,23 +201,13 @@ async def _registration(service: AgentService, factory: Any, previous: ServiceSt
 
 def _left_registration(service: AgentService, previous: ServiceState | None) -> Any:
     """The registration a crashed run left on this service's exchange, if any."""
-    if previous is None or service.exchange.kind == "embedded":
-        return None  # an embedded exchange died with the previous run, and its mailboxes
+    kind = get_kind(service.exchange.kind)
+    if previous is None or kind.owned:
+        return None  # an exchange the previous run ran died with it, and its mailboxes
     if previous.exchange != service.exchange.model_dump(mode="json", exclude_unset=True):
         return None
-    return _load_registration(previous.registration)
-
-
-def _load_registration(data: dict[str, Any]) -> Any:
-    from academy.exchange.cloud.client import HttpAgentRegistration
-    from academy.exchange.redis import RedisAgentRegistration
-
-    models = {"http": HttpAgentRegistration, "redis": RedisAgentRegistration}
-    model = models.get(data.get("exchange_type", ""))
-    if model is None:
-        return None
     try:
-        return model.model_validate(data)
+        return kind.registration_class().model_validate(previous.registration)
     except ValueError:
         return None
 

@@ -4,6 +4,9 @@
 other ``chiltepin agent`` commands read them to find a service's agent and exchange. The
 directory is private (0700), the files too (0600). A file left by a killed service is
 *stale*: its process is gone; the next ``serve`` of that name takes its agent ID over.
+Files are replaced atomically (temporary file, fsync, rename). One that still cannot be
+read as a state (edited, truncated by a full disk, not a file) is a :class:`BrokenState`:
+listed as corrupt, an error naming it for ``call``, removed by ``shutdown``.
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ import logging
 import os
 import socket
 import tempfile
+import uuid
+from dataclasses import MISSING
 from pathlib import Path
 from typing import Any
 
+from chiltepin.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
+#: A state file is a few KiB; anything much larger is not one.
+MAX_STATE_BYTES = 1 << 20
 STARTING = "starting"
 RUNNING = "running"
 
@@ -106,17 +115,42 @@ class ServiceState:
 
     @property
     def exchange_label(self) -> str:
-        kind = self.exchange.get("kind", "embedded")
-        if kind == "redis":
-            return f"redis://{self.exchange.get('host')}:{self.exchange.get('port') or 6379}"
-        if self.exchange_url:
-            return f"{self.exchange_url}" + (" (embedded)" if kind == "embedded" else "")
-        return kind
+        from chiltepin.agents.exchange import get_kind
+
+        settings = self.exchange_settings()
+        return get_kind(settings.kind).listing(settings, self.exchange_url)
 
     def exchange_settings(self) -> Any:
         from chiltepin.config.schema import ExchangeSettings
 
         return ExchangeSettings.model_validate(self.exchange)
+
+
+@dataclasses.dataclass(frozen=True)
+class BrokenState:
+    """A state file that is not a service's state: corrupt, half-written, not a file."""
+
+    name: str
+    path: Path
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.path}: corrupt state file of agent service '{self.name}': {self.reason}"
+
+    @property
+    def hint(self) -> str:
+        from chiltepin.agents.serve.config import SERVICE_NAME_RE
+
+        if not SERVICE_NAME_RE.match(self.name):
+            return "remove the file"
+        return (
+            f"run: chiltepin agent shutdown {self.name} (removes it if that service is not "
+            "running), or remove the file"
+        )
+
+    def error(self) -> ConfigError:
+        return ConfigError(self.message, hint=self.hint)
 
 
 def process_alive(pid: int, created: float | None = None) -> bool:
@@ -147,6 +181,8 @@ def write_state(state: ServiceState) -> Path:
         with os.fdopen(fd, "w") as handle:
             json.dump(state.to_dict(), handle, indent=2)
             handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())  # a crash leaves the old file or the new, never half
         os.chmod(tmp, 0o600)
         os.replace(tmp, target)
     except BaseException:
@@ -157,24 +193,135 @@ def write_state(state: ServiceState) -> Path:
 
 
 def read_state(name: str) -> ServiceState | None:
-    return _read(state_path(name))
+    """The state of service ``name``, or None: no state file, or a broken one (logged)."""
+    state = load_state(state_path(name))
+    if isinstance(state, BrokenState):
+        logger.info("ignoring %s", state.message)
+        return None
+    return state
 
 
-def _read(path: Path) -> ServiceState | None:
+def find_state(name: str) -> ServiceState | None:
+    """The state of service ``name``, None without a state file; ConfigError if broken."""
+    state = load_state(state_path(name))
+    if isinstance(state, BrokenState):
+        raise state.error()
+    return state
+
+
+def load_state(path: Path) -> ServiceState | BrokenState | None:
+    """The state in ``path``; a BrokenState saying what is wrong; None if there is none."""
+    name = path.name.removesuffix(".json")
     try:
-        return ServiceState.from_dict(json.loads(path.read_text()))
+        if path.is_dir():
+            return BrokenState(name, path, "it is a directory, not a file")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_STATE_BYTES + 1)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, TypeError) as exc:
-        logger.warning("ignoring unreadable agent service state %s: %s", path, exc)
-        return None
+    except OSError as exc:
+        return BrokenState(name, path, f"cannot read it: {exc.strerror or exc}")
+    reason = _problem(name, raw)
+    if reason is not None:
+        return BrokenState(name, path, reason)
+    return ServiceState.from_dict(json.loads(raw))
+
+
+# Each key of a state file, and the JSON types it may have.
+_STATE_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "agent_id": (str,),
+    "agent": (str,),
+    "agent_class": (str,),
+    "actions": (list,),
+    "exchange": (dict,),
+    "exchange_url": (str, type(None)),
+    "registration": (dict,),
+    "pid": (int,),
+    "pid_created": (int, float),
+    "host": (str,),
+    "config": (str,),
+    "python_path": (list,),
+    "status": (str,),
+    "started": (str,),
+}
+_JSON_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "a list",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def _problem(name: str, raw: bytes) -> str | None:
+    """What makes ``raw`` not a state file of service ``name`` (None: it is one)."""
+    if len(raw) > MAX_STATE_BYTES:
+        return f"it is larger than {MAX_STATE_BYTES >> 20} MiB"
+    if not raw.strip():
+        return "it is empty"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not UTF-8 text"
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return f"it is not valid JSON ({exc})"
+    if not isinstance(data, dict):
+        return f"it holds {_JSON_NAMES.get(type(data), type(data).__name__)}, not a JSON object"
+    defaults = {f.name for f in dataclasses.fields(ServiceState) if f.default is not MISSING}
+    missing = [k for k in _STATE_TYPES if k not in data and k not in defaults]
+    if missing:
+        return f"it lacks {', '.join(repr(k) for k in missing)}"
+    for key, types in _STATE_TYPES.items():
+        value = data.get(key)
+        if key in data and (not isinstance(value, types) or isinstance(value, bool)):
+            wanted = " or ".join(_JSON_NAMES[t] for t in types)
+            return f"'{key}' must be {wanted}, got {_JSON_NAMES.get(type(value), 'another value')}"
+    for key in ("actions", "python_path"):
+        if not all(isinstance(item, str) for item in data[key]):
+            return f"'{key}' must be a list of strings"
+    if data["name"] != name:
+        return f"it names service {data['name']!r}, not {name!r}"
+    try:
+        uuid.UUID(data["agent_id"])
+    except ValueError:
+        return f"'agent_id' is not a UUID: {data['agent_id'][:40]!r}"
+    if data["pid"] <= 0:
+        return f"'pid' must be positive, got {data['pid']}"
+    from chiltepin.agents.exchange.base import check_url, mask_url
+    from chiltepin.config.schema import ExchangeSettings
+
+    try:
+        ExchangeSettings.model_validate(data["exchange"])
+        if data["exchange_url"] is not None:
+            check_url(data["exchange_url"], ("http", "https"), example="http://HOST:PORT")
+    except ValueError as exc:
+        key, reason = _first_problem(exc)
+        return f"'{key}' is not valid: {mask_url(reason)}"
+    return None
+
+
+def _first_problem(exc: ValueError) -> tuple[str, str]:
+    """(key, reason) of a problem in ``exchange`` or ``exchange_url``."""
+    if hasattr(exc, "message"):  # the key problem of exchange_url
+        return "exchange_url", exc.message
+    first = exc.errors()[0]  # type: ignore[attr-defined]  # pydantic's ValidationError
+    cause = (first.get("ctx") or {}).get("error")
+    loc = [str(p) for p in first["loc"]]
+    if cause is not None and hasattr(cause, "key"):
+        return ".".join(["exchange", *loc, cause.key]), cause.message
+    return ".".join(["exchange", *loc]), first["msg"]
 
 
 def remove_state(name: str, *, pid: int | None = None) -> bool:
     """Remove the state file (only if it is ``pid``'s, when given)."""
     path = state_path(name)
     if pid is not None:
-        current = _read(path)
+        current = read_state(name)
         if current is None or current.pid != pid:
             return False
     try:
@@ -184,9 +331,39 @@ def remove_state(name: str, *, pid: int | None = None) -> bool:
     return True
 
 
-def all_states() -> list[ServiceState]:
+def scan_states() -> list[ServiceState | BrokenState]:
+    """Every state file, good or broken, by name."""
     directory = state_dir()
     if not directory.is_dir():
         return []
-    states = [_read(path) for path in sorted(directory.glob("*.json"))]
-    return [s for s in states if s is not None]
+    found = [load_state(path) for path in sorted(directory.glob("*.json"))]
+    return [s for s in found if s is not None]
+
+
+def all_states() -> list[ServiceState]:
+    """The states of every service with a readable state file."""
+    return [s for s in scan_states() if isinstance(s, ServiceState)]
+
+
+def lock_path(name: str) -> Path:
+    """The lock a running ``serve`` of ``name`` holds for its whole life."""
+    return state_path(name).with_suffix(".lock")
+
+
+def lock_held(name: str) -> bool:
+    """Whether a ``serve`` of ``name`` on this host holds its lock (it runs)."""
+    import fcntl
+
+    try:
+        fd = os.open(lock_path(name), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False

@@ -1,14 +1,9 @@
-"""Exchange settings -> Academy exchange factory, and the embedded HTTP exchange.
-
-``embedded`` (the default) runs Academy's HTTP exchange in a child process for the life of
-a manager context: agents on Parsl workers (other processes, other nodes) reach it over
-HTTP, which the in-process ``LocalExchangeFactory`` cannot offer.
-"""
+"""The embedded exchange's server: Academy's HTTP exchange in a child process
+(``chiltepin.agents._exchange_server``), started and stopped by its owner."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import ipaddress
 import logging
 import os
@@ -19,100 +14,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from chiltepin.config.schema import ExchangeSettings
 from chiltepin.errors import ExchangeError
 
 logger = logging.getLogger(__name__)
-
-#: Academy's public exchange (its own default URL, which carries the API version).
-HOSTED_URL = "https://exchange.academy-agents.org/v1"
-REDIS_DEFAULT_PORT = 6379
-
-ExchangeLike = Any  # ExchangeSettings, a mapping of its fields, or an ExchangeFactory
-Closer = Callable[[], Awaitable[None]]
-
-
-def exchange_settings(value: ExchangeLike | None) -> Any:
-    """``ExchangeSettings`` from settings, a mapping or None (embedded); factories pass through."""
-    if value is None:
-        return ExchangeSettings()
-    if isinstance(value, ExchangeSettings):
-        return value
-    if isinstance(value, Mapping):
-        from chiltepin.config.loader import Origin, validate_model
-
-        return validate_model(
-            ExchangeSettings, value, origin=Origin("<exchange settings>"), entry="exchange"
-        )
-    from academy.exchange import ExchangeFactory
-
-    if isinstance(value, ExchangeFactory):
-        return value
-    raise TypeError(
-        "exchange must be ExchangeSettings, a mapping of exchange settings "
-        f"(e.g. {{'kind': 'redis', 'port': 6379}}) or an Academy ExchangeFactory, "
-        f"got {type(value).__name__}"
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class FactoryPlan:
-    """The Academy factory an exchange setting stands for, before it is built.
-
-    Building the hosted one logs in with Globus, so it is only built when a manager starts.
-    """
-
-    factory: str  # "HttpExchangeFactory" | "RedisExchangeFactory"
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-
-    def create(self) -> Any:
-        if self.factory == "RedisExchangeFactory":
-            from academy.exchange.redis import RedisExchangeFactory
-
-            return RedisExchangeFactory(*self.args, **self.kwargs)
-        from academy.exchange.cloud.client import HttpExchangeFactory
-
-        return HttpExchangeFactory(*self.args, **self.kwargs)
-
-
-def factory_plan(settings: ExchangeSettings, *, embedded_url: str | None = None) -> FactoryPlan:
-    """The factory for ``settings`` (``embedded`` needs the running server's URL)."""
-    if settings.kind == "embedded":
-        if embedded_url is None:
-            raise ValueError("the embedded exchange is not running yet")
-        return FactoryPlan("HttpExchangeFactory", (embedded_url,), {})
-    if settings.kind == "http":
-        return FactoryPlan("HttpExchangeFactory", (settings.url,), {})
-    if settings.kind == "redis":
-        # redis-py's socket timeout would break Academy's blocking receive on an idle mailbox.
-        port = settings.port or REDIS_DEFAULT_PORT
-        return FactoryPlan("RedisExchangeFactory", (settings.host, port), {"socket_timeout": None})
-    return FactoryPlan(
-        "HttpExchangeFactory", (settings.url or HOSTED_URL,), {"auth_method": "globus"}
-    )
-
-
-async def open_exchange(value: ExchangeLike | None) -> tuple[Any, Closer | None]:
-    """Return ``(factory, close)`` for ``value``; ``close`` stops an embedded server."""
-    settings = exchange_settings(value)
-    if not isinstance(settings, ExchangeSettings):
-        return settings, None
-    if settings.kind != "embedded":
-        plan = factory_plan(settings)
-        return await asyncio.to_thread(plan.create), None
-    server = EmbeddedExchange(host=settings.host, port=settings.port or 0)
-    await server.astart()
-    try:
-        factory = factory_plan(settings, embedded_url=server.url).create()
-    except BaseException:
-        await server.astop()
-        raise
-    return factory, server.astop
 
 
 class EmbeddedExchangeError(ExchangeError):
@@ -152,11 +59,12 @@ class EmbeddedExchange:
         return self._proc is not None and self._proc.poll() is None
 
     def factory(self) -> Any:
-        from academy.exchange.cloud.client import HttpExchangeFactory
+        from chiltepin.agents.exchange import build_factory
+        from chiltepin.config.schema import ExchangeSettings
 
         if self.url is None:
             raise EmbeddedExchangeError("the embedded exchange is not running")
-        return HttpExchangeFactory(self.url)
+        return build_factory(ExchangeSettings(kind="embedded"), self.url)
 
     def start(self) -> str:
         """Start the server; return its URL once it accepts connections."""
@@ -175,8 +83,7 @@ class EmbeddedExchange:
             sys.executable,
             "-m",
             "chiltepin.agents._exchange_server",
-            "--host",
-            self.host,
+            f"--host={self.host}",
             "--port",
             str(self.port),
             "--port-file",
@@ -274,7 +181,7 @@ def _advertised(host: str) -> str:
 def _child_env() -> dict[str, str]:
     # The child imports chiltepin from wherever this process found it.
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if root not in paths:
         env["PYTHONPATH"] = os.pathsep.join([root, *paths])

@@ -1,0 +1,160 @@
+"""The exchange kinds: one class each, registered in :mod:`chiltepin.agents.exchange`.
+
+- ``embedded``: Academy's HTTP exchange run by the toolkit for the life of its owner (an
+  AgentSystem's manager, or an agent service), bound to ``host`` on ``port`` (0: any free);
+- ``http``: a self-hosted Academy HTTP exchange at ``url``;
+- ``redis``: a Redis server at ``host``:``port``;
+- ``hosted``: Academy's public exchange (Globus login), or another at ``url``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import SplitResult
+
+from chiltepin.agents.exchange.base import (
+    ExchangeKind,
+    check_host,
+    check_port,
+    check_url,
+)
+from chiltepin.config.schema import _KeyProblem
+
+#: Academy's public exchange (its own default URL, which carries the API version).
+HOSTED_URL = "https://exchange.academy-agents.org/v1"
+REDIS_DEFAULT_PORT = 6379
+HTTP_EXAMPLE = "http://host:8700"
+
+
+class _AcademyHttp(ExchangeKind):
+    """Kinds whose clients are Academy's ``HttpExchangeFactory``."""
+
+    def factory_class(self) -> type:
+        from academy.exchange.cloud.client import HttpExchangeFactory
+
+        return HttpExchangeFactory
+
+
+class EmbeddedKind(_AcademyHttp):
+    name = "embedded"
+    keys = frozenset({"host", "port"})
+    owned = True
+
+    def check(self, settings: Any) -> None:
+        check_host(settings.host)
+        check_port(settings.port, free=True)
+
+    def factory_arguments(
+        self, settings: Any, url: str | None
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if url is None:
+            raise ValueError("the embedded exchange is not running yet")
+        return (url,), {}
+
+    def listing(self, settings: Any, url: str | None = None) -> str:
+        label = self.label(settings, url)
+        return f"{label} (embedded)" if url else label
+
+    def server(self, settings: Any) -> Any:
+        from chiltepin.agents.exchange.server import EmbeddedExchange
+
+        return EmbeddedExchange(host=settings.host, port=settings.port or 0)
+
+    def site_refusal(self, site: str) -> tuple[str, str] | None:
+        return (
+            f"site '{site}' uses an embedded exchange, which lives only inside the program "
+            "or service that started it",
+            "name the service instead (chiltepin agent list), or --exchange URL",
+        )
+
+
+class HttpKind(_AcademyHttp):
+    name = "http"
+    keys = frozenset({"url"})
+    schemes = ("http", "https")
+
+    def check(self, settings: Any) -> None:
+        if not settings.url:
+            raise _KeyProblem("url", "exchange kind 'http' needs a url", f"e.g. {HTTP_EXAMPLE}")
+        check_url(settings.url, self.schemes, example=HTTP_EXAMPLE)
+
+    def from_url(self, url: str, parts: SplitResult) -> dict[str, Any]:
+        return {"kind": self.name, "url": url.rstrip("/")}
+
+    def factory_arguments(
+        self, settings: Any, url: str | None
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (settings.url,), {}
+
+
+class HostedKind(_AcademyHttp):
+    name = "hosted"
+    keys = frozenset({"url"})
+
+    def check(self, settings: Any) -> None:
+        if settings.url is not None:
+            check_url(settings.url, ("https", "http"), example=HOSTED_URL)
+
+    def factory_arguments(
+        self, settings: Any, url: str | None
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (settings.url or HOSTED_URL,), {"auth_method": "globus"}
+
+    def service_refusal(self) -> tuple[str, str] | None:
+        return (
+            "a served agent cannot use the hosted exchange: its Globus tokens expire after "
+            "48 hours and a service cannot log in interactively",
+            "run an http exchange (python -m academy.exchange.cloud) or redis, and name it "
+            "here: exchange: {kind: redis, host: ..., port: ...}",
+        )
+
+    def site_refusal(self, site: str) -> tuple[str, str] | None:
+        return (
+            f"site '{site}' uses the hosted exchange, which needs a Globus login",
+            "use an http or redis exchange",
+        )
+
+
+class RedisKind(ExchangeKind):
+    name = "redis"
+    keys = frozenset({"host", "port"})
+    schemes = ("redis",)
+
+    def check(self, settings: Any) -> None:
+        check_host(settings.host)
+        check_port(settings.port)
+
+    def from_url(self, url: str, parts: SplitResult) -> dict[str, Any]:
+        if parts.username or parts.password:
+            raise _KeyProblem(
+                "url",
+                "a Redis exchange URL takes no user name or password",
+                "use redis://HOST:PORT",
+            )
+        settings: dict[str, Any] = {"kind": self.name, "host": parts.hostname}
+        if parts.port is not None:
+            settings["port"] = parts.port
+        return settings
+
+    def factory_class(self) -> type:
+        from academy.exchange.redis import RedisExchangeFactory
+
+        return RedisExchangeFactory
+
+    def factory_arguments(
+        self, settings: Any, url: str | None
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        # redis-py's socket timeout would break Academy's blocking receive on an idle mailbox.
+        port = settings.port or REDIS_DEFAULT_PORT
+        return (settings.host, port), {"socket_timeout": None}
+
+    def registration_class(self) -> type:
+        from academy.exchange.redis import RedisAgentRegistration
+
+        return RedisAgentRegistration
+
+    def label(self, settings: Any, url: str | None = None) -> str:
+        return f"redis://{settings.host}:{settings.port or REDIS_DEFAULT_PORT}"
+
+
+BUILTIN_KINDS: tuple[type[ExchangeKind], ...] = (EmbeddedKind, HttpKind, RedisKind, HostedKind)
