@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from helpers import agent_services as S
 from helpers import processes as P
-from helpers.cli import CLI, run
+from helpers.cli import CLI, one_line_error, run
 from helpers.infra import REPO, TESTS
 from helpers.processes import processes_under, wait_until_gone
 
@@ -64,13 +64,6 @@ def ok(*args: str, timeout: float = 300) -> str:
     out = cli(*args, timeout=timeout)
     assert out.returncode == 0, f"chiltepin agent {' '.join(args)}: {out.stderr}"
     return out.stdout
-
-
-def one_line_error(out: subprocess.CompletedProcess, code: int) -> str:
-    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
-    return lines[0]
 
 
 def write_service(path: Path, **fields) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import cli
+from helpers.cli import one_line_error
 from helpers.infra import heavy_imports
 
 
@@ -35,13 +36,6 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return cli.run(*args, env=env, timeout=180)
 
 
-def one_error_line(out: subprocess.CompletedProcess) -> str:
-    lines = out.stderr.strip().splitlines()
-    assert out.returncode == 2 and len(lines) == 1, (out.returncode, out.stdout, out.stderr)
-    assert lines[0].startswith("chiltepin: error: ")
-    return lines[0]
-
-
 def test_help_lists_login_and_logout_and_stays_light(env):
     out = run(env, "--help")
     assert out.returncode == 0
@@ -52,8 +46,8 @@ def test_help_lists_login_and_logout_and_stays_light(env):
 
 
 def test_login_without_a_terminal_is_one_line_and_logout_is_offline(env):
-    assert "login is interactive" in one_error_line(run(env, "login"))
-    assert "login is interactive" in one_error_line(run(env, "endpoint", "login"))
+    assert "login is interactive" in one_line_error(run(env, "login"))
+    assert "login is interactive" in one_line_error(run(env, "endpoint", "login"))
     out = run(env, "logout")
     assert out.returncode == 0 and out.stdout.strip() == "logged out of Globus", out.stderr
 
@@ -80,7 +74,7 @@ def test_endpoint_lifecycle_with_config_dir_after_the_subcommand(env, tmp_path):
     assert json.loads(out.stdout)["site"] == (SiteRegistry().detect() or "local")
     listed = run(env, "endpoint", "list", "-c", ep_dir)
     assert listed.stdout.startswith("ep1 ") and "Initialized" in listed.stdout
-    assert "not logged in to Globus" in one_error_line(
+    assert "not logged in to Globus" in one_line_error(
         run(env, "endpoint", "-c", ep_dir, "start", "ep1")
     )
     stopped = run(env, "endpoint", "-c", ep_dir, "stop", "ep1")
@@ -88,7 +82,7 @@ def test_endpoint_lifecycle_with_config_dir_after_the_subcommand(env, tmp_path):
     deleted = run(env, "endpoint", "-c", ep_dir, "delete", "ep1", "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert not (tmp_path / "eps" / "ep1").exists()
-    assert "no endpoint 'ep1'" in one_error_line(run(env, "endpoint", "-c", ep_dir, "start", "ep1"))
+    assert "no endpoint 'ep1'" in one_line_error(run(env, "endpoint", "-c", ep_dir, "start", "ep1"))
 
 
 def test_start_in_a_config_dir_uses_the_default_login(env, tmp_path):
@@ -101,7 +95,7 @@ def test_start_in_a_config_dir_uses_the_default_login(env, tmp_path):
     SQLiteTokenStorage(store).close()  # a token store without tokens: still no login
     ep_dir = tmp_path / "eps"
     assert run(env, "endpoint", "-c", str(ep_dir), "configure", "ep1").returncode == 0
-    assert "not logged in" in one_error_line(
+    assert "not logged in" in one_line_error(
         run(env, "endpoint", "-c", str(ep_dir), "start", "ep1")
     )
     assert (ep_dir / "storage.db").is_symlink()
@@ -131,7 +125,7 @@ def test_logout_refuses_while_an_endpoint_runs(env, tmp_path):
     (ep_dir / "ep1" / "daemon.pid").write_text(str(os.getpid()))
     assert endpoint.is_running("ep1", ep_dir)
     assert endpoint.show(ep_dir)["ep1"]["id"] == ep_id
-    line = one_error_line(run(env, "logout"))
+    line = one_line_error(run(env, "logout"))
     assert "endpoints are running (ep1)" in line and "--force" in line
     forced = run(env, "logout", "--force")
     assert forced.returncode == 0, forced.stderr

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from academy.exchange import LocalExchangeFactory
-from conftest import chiltepin_cli
+from helpers.cli import one_line_error
+from helpers.cli import run as chiltepin_cli
 
 from chiltepin.agents.exchange import (
     KINDS,
@@ -35,14 +36,6 @@ from chiltepin.config.schema import ExchangeSettings
 from chiltepin.errors import ConfigError
 
 SECRET = "hunter2"
-
-
-def one_line_error(out, code: int = 2) -> str:
-    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
-    assert "Traceback" not in out.stderr, out.stderr
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("chiltepin: error: "), lines
-    return lines[0]
 
 
 # --- the registry --------------------------------------------------------------------------------
@@ -301,7 +294,7 @@ def test_a_site_exchange_a_shell_cannot_reach(tmp_path):
 )
 def test_bad_exchange_in_a_service_file(tmp_path, block, message):
     config = tmp_path / "svc.yaml"
-    config.write_text(f"name: x\nagent: agent_service_support:Counter\nexchange:\n{block}")
+    config.write_text(f"name: x\nagent: helpers.agent_services:Counter\nexchange:\n{block}")
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
     line = one_line_error(chiltepin_cli("agent", "unit", str(config), env=env))
     assert str(config) in line and message in line and SECRET not in line, line

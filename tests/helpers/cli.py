@@ -30,3 +30,12 @@ def run(
         env=dict(env) if env is not None else None,
         cwd=cwd,
     )
+
+
+def one_line_error(out: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The single stderr line of a command that failed with ``code`` (no traceback)."""
+    assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("chiltepin: error: "), lines
+    return lines[0]
