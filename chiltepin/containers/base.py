@@ -71,8 +71,8 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\*?$")
 #: command. The engine re-splits that command on whitespace (dropping any quoting) and
 #: re-joins it with spaces; Parsl then applies ``str.format`` to it and a batch script
 #: runs it through a shell. Only words needing no quoting survive that as one argument.
-ENGINE_SAFE = re.compile(r"[A-Za-z0-9_./:=+@%-]+")
-ENGINE_SAFE_HINT = "letters, digits and _ . / : = + @ % -"
+ENGINE_SAFE = re.compile(r"[A-Za-z0-9_./:=,+@%-]+")
+ENGINE_SAFE_HINT = "letters, digits and _ . / : = , + @ % -"
 #: Host directories never bound implicitly (they would hide the image's own).
 _SYSTEM_DIRS = frozenset(
     "/ /bin /boot /dev /etc /lib /lib32 /lib64 /opt /proc /root /run /sbin /sys /usr /var".split()
