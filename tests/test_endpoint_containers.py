@@ -233,3 +233,22 @@ def test_contact_email_follows_the_profile_rule(host):
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and "key 'contact_email'" in lines[0], out.stderr
         assert not host.gc.exists() or list(host.gc.rglob("*")) == []
+
+
+@pytest.mark.parametrize("command", ["validate", "render"])
+def test_hand_edited_injection_is_refused_by_validate_and_render(host, command):
+    host.profile({"runtime": "podman", "image": IMAGE})
+    ep = configure("edited", "local", "compute")
+    template = ep.path / "user_config_template.yaml.j2"
+    text = template.read_text()
+    assert text.count("container_cmd_options: ") == 1
+    template.write_text(
+        text.replace('container_cmd_options: "', 'container_cmd_options: "--label=a;touch PWNED ')
+    )
+    out = subprocess.run(
+        [CLI, "endpoint", command, "edited"], capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'--label=a;touch'" in lines[0], out.stderr
+    assert "re-splits it on spaces" in lines[0]
