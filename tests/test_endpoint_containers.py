@@ -72,9 +72,10 @@ def host(tmp_path, monkeypatch):
 
         def image(self, runtime: str, image: str, cache_dir: str | None) -> None:
             """Put the image where the runtime looks (a pulled image's stand-in)."""
-            if image.startswith("/"):
-                return
-            path = Path(get_runtime(runtime).image_path(image, cache_dir))
+            rt = get_runtime(runtime)
+            if rt.image_kind == "store" or image.startswith("/"):
+                return  # podman/docker: their store is never consulted (stub runtimes)
+            path = Path(rt.image_path(image, cache_dir))
             if runtime == "charliecloud":
                 (path / "bin").mkdir(parents=True)
             else:
