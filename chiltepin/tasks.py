@@ -51,12 +51,14 @@ class _KeywordFilter:
 
 def _container_mpi_prefix() -> None:
     """On an MPI executor whose ranks run in a container, make ``$PARSL_MPI_PREFIX``
-    launch each rank through ``$CHILTEPIN_CONTAINER_EXEC`` (see chiltepin.containers.wiring).
+    launch each rank through the script named by ``EXEC_VAR`` (chiltepin.containers.wiring).
 
     Runs in the worker, after Parsl set the task's ``PARSL_MPI_PREFIX``: bash tasks' shells
     and Python tasks' subprocesses inherit the rewritten value.
     """
-    exec_prefix = os.environ.get("CHILTEPIN_CONTAINER_EXEC")
+    from chiltepin.containers.wiring import EXEC_VAR
+
+    exec_prefix = os.environ.get(EXEC_VAR)
     prefix = os.environ.get("PARSL_MPI_PREFIX")
     if exec_prefix and prefix and not prefix.endswith(exec_prefix):
         os.environ["PARSL_MPI_PREFIX"] = f"{prefix} {exec_prefix}"

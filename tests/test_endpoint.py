@@ -56,6 +56,42 @@ def site_layer(tmp_path, monkeypatch):
     return write
 
 
+@pytest.fixture
+def site_host(tmp_path, monkeypatch, site_layer):
+    """Make this machine pass a site's container checks, as its login node would.
+
+    ``chiltepin endpoint configure`` checks the container as a workflow does: the
+    runtime command on PATH, the cache directory, bind sources and the pulled image.
+    Apptainer cannot be installed here, so a stand-in command goes on PATH; the
+    profile's cache and binds become local directories (an override layer, plus any
+    ``extra`` keys) and the image a file in that cache. Returns the binds.
+    """
+
+    def make(site: str, extra: dict | None = None) -> list[str]:
+        from chiltepin.containers import get_runtime
+        from chiltepin.sites import load_site
+
+        root = tmp_path / f"{site}-host"
+        binds = [str(root / "scratch1"), str(root / "scratch2")]
+        for path in binds:
+            os.makedirs(path)
+        container = {"cache_dir": str(root / "images"), "binds": binds}
+        site_layer(site, {"merge": True, **(extra or {}), "container": container})
+        settings = load_site(site).profile.container
+        runtime = get_runtime(settings.runtime)
+        stub = root / "bin" / runtime.binary
+        stub.parent.mkdir()
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{stub.parent}{os.pathsep}{os.environ['PATH']}")
+        image = Path(runtime.image_path(settings.image, container["cache_dir"]))
+        image.parent.mkdir(parents=True)
+        image.write_bytes(b"")
+        return binds
+
+    return make
+
+
 def cli(*args: str, stdin: str | None = None, env: dict | None = None):
     return run(*args, input=stdin, env={**os.environ, **(env or {})}, timeout=180)
 
@@ -72,9 +108,12 @@ def engine_of(ep_dir: Path, options: dict | None = None):
 
 
 @pytest.mark.parametrize("site", ["local", "testcluster", "hera", "hercules", "ursa"])
-def test_every_shipped_profile_configures_and_loads(gc_dir, site):
+def test_every_shipped_profile_configures_and_loads(gc_dir, site_host, site):
+    from chiltepin.containers import get_runtime
     from chiltepin.sites import load_site
 
+    if load_site(site).profile.container is not None:
+        site_host(site)
     result = configure(f"ep-{site}", site)
     assert result.created and result.changed
     executors = load_site(site).executor_names
@@ -98,14 +137,16 @@ def test_every_shipped_profile_configures_and_loads(gc_dir, site):
             launcher = "SimpleLauncher" if resource.mpi else "SrunLauncher"
             assert type(provider.launcher).__name__ == launcher
         if resource.container:
-            assert engine.container_type == resource.container.runtime
-            assert resource.container.image in engine.container_uri
+            runtime = get_runtime(resource.container.runtime)
+            assert engine.container_type == runtime.engine_type
+            # the image workflows run: the pulled file in the cache
+            assert engine.container_uri == runtime.image_for(resource.container)
         else:
             assert engine.container_type is None
 
 
-def test_hera_engine_details(gc_dir, site_layer):
-    site_layer("hera", {"merge": True, "defaults": {"account": "gsd-hpcs"}})
+def test_hera_engine_details(gc_dir, site_host):
+    binds = site_host("hera", {"defaults": {"account": "gsd-hpcs"}})
     path = configure("hera-mpi", "hera", "mpi").path
     engine = engine_of(path)
     assert type(engine).__name__ == "GlobusMPIEngine"
@@ -115,7 +156,8 @@ def test_hera_engine_details(gc_dir, site_layer):
     assert (p.partition, p.account, p.qos, p.nodes_per_block) == ("hera", "gsd-hpcs", "batch", 4)
     assert "module load apptainer" in p.worker_init
     assert engine.container_type == "apptainer"
-    assert engine.container_cmd_options == "--bind /scratch1,/scratch2"
+    assert engine.container_cmd_options == f"--bind {binds[0]},{binds[1]}"
+    site_host("ursa")
     ursa = configure("ursa-gpu", "ursa", "gpu").path
     gpu = engine_of(ursa)
     assert gpu.provider.gpus_per_node == 2 and "--nv" in gpu.container_cmd_options

@@ -125,7 +125,8 @@ def _path(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import shlex
 
-    from chiltepin.containers import get_runtime
+    from chiltepin.containers import Where
+    from chiltepin.containers.wiring import checked_runtime
 
     site = _load_site(args.site)
     names = args.executor or site.executor_names
@@ -143,9 +144,7 @@ def _check(args: argparse.Namespace) -> int:
         if settings is None:
             print(f"{name}: on the host (no container)")
             continue
-        where = _where(site.name, name, provenance)
-        runtime = get_runtime(settings.runtime, where)
-        runtime.validate(settings, where, environment=resource.environment)
+        runtime = checked_runtime(resource, Where.of(site.name, name, provenance))
         kwargs: dict[str, Any] = {"run_dir": "RUN_DIR", "labels": {}}
         if resource.mpi:
             command = runtime.exec_command(settings, **kwargs)
@@ -170,14 +169,6 @@ def _load_site(name: str | None) -> Any:
                 hint="use --site NAME, or --runtime RUNTIME [IMAGE] without a site",
             )
     return registry.load(name)
-
-
-def _where(site: str, executor: str, provenance: dict) -> Any:
-    """Where an executor's container was set: site, executor, profile file and line."""
-    from chiltepin.containers import Where
-
-    _label, source, line = provenance.get("container", (None, None, None))
-    return Where(site=site, executor=executor, source=source, line=line)
 
 
 def _targets(args: argparse.Namespace) -> list[tuple[Any, Any, Any]]:
@@ -213,7 +204,7 @@ def _targets(args: argparse.Namespace) -> list[tuple[Any, Any, Any]]:
             resource, provenance = site.resolve(name)
             if resource.container is not None:
                 settings = resource.container.model_copy(update=overrides)
-                found.append((settings, _where(site.name, name, provenance)))
+                found.append((settings, Where.of(site.name, name, provenance)))
         if not found:
             raise ConfigError(
                 f"site '{site.name}' runs no executor in a container",

@@ -22,9 +22,10 @@ def build_executor(
     if isinstance(res, RemoteResource):
         return _globus_compute(name, res, client)
     from parsl.executors import HighThroughputExecutor, MPIExecutor
-    from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 
-    launch_cmd = f"{worker_prefix} {DEFAULT_LAUNCH_CMD}" if worker_prefix else None
+    from chiltepin.containers.wiring import worker_launch_cmd
+
+    launch_cmd = worker_launch_cmd(worker_prefix)
     provider = build_provider(res)
     if res.mpi:
         return MPIExecutor(

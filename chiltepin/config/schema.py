@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
+from chiltepin.containers import RUNTIMES
 from chiltepin.errors import did_you_mean
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -21,8 +22,11 @@ SchedulerToken = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.,:=+&
 
 WALLTIME_RE = re.compile(r"^\d+:[0-5]\d:[0-5]\d$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 Provider = Literal["localhost", "slurm", "pbspro"]
+#: A container runtime's name: one of chiltepin.containers.RUNTIMES (imports no Parsl).
+RuntimeName = Literal[tuple(RUNTIMES)]  # type: ignore[misc]
 
 
 def _check_walltime(value: str) -> str:
@@ -61,7 +65,7 @@ class ContainerSettings(_Strict):
     are required once a container is in use.
     """
 
-    runtime: Literal["apptainer", "singularity", "podman", "docker", "charliecloud"]
+    runtime: RuntimeName  # type: ignore[valid-type]
     image: str = Field(min_length=1)
     cache_dir: str | None = None
     binds: list[str] = Field(default_factory=list)
@@ -135,7 +139,7 @@ class EndpointSettings(_Strict):
 
     multi_user: bool = False
     display_name: str | None = Field(default=None, min_length=1, max_length=128)
-    contact_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    contact_email: str | None = Field(default=None, pattern=EMAIL_RE.pattern)
 
 
 class Resource(_Strict):

@@ -12,6 +12,7 @@ checked as built, not run (tests named ``..._apptainer_command_construction_only
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from chiltepin.containers.base import (
     NOWHERE,
     Bind,
     Where,
+    parse_bind,
 )
 from chiltepin.containers.cached import CachedImageRuntime
 from chiltepin.containers.reference import is_local_path, parse_image_ref
@@ -28,6 +30,7 @@ from chiltepin.containers.registry import insecure_registry
 class ApptainerRuntime(CachedImageRuntime):
     name = "apptainer"
     binary = "apptainer"
+    engine_type = "apptainer"
     image_kind = "file"
 
     def _command(
@@ -50,6 +53,20 @@ class ApptainerRuntime(CachedImageRuntime):
             args.append("--nv")
         args += list(settings.options)
         return args, [self.image_for(settings)]
+
+    def _engine_settings(self, settings) -> dict[str, str]:
+        # The engine adds ``run OPTIONS IMAGE CMD``.
+        opts = []
+        if settings.binds:
+            opts += ["--bind", ",".join(str(parse_bind(b, check=False)) for b in settings.binds)]
+        if settings.gpus:
+            opts.append("--nv")
+        opts += settings.options
+        return {
+            "container_type": self.engine_type,
+            "container_uri": self.image_for(settings),
+            "container_cmd_options": shlex.join(opts),
+        }
 
     def _rank_shell(self, settings, bound: list[str]) -> list[str]:
         return [
@@ -106,3 +123,4 @@ class SingularityRuntime(ApptainerRuntime):
 
     name = "singularity"
     binary = "singularity"
+    engine_type = "singularity"

@@ -67,6 +67,12 @@ RANK_ENV_PATTERNS = (
 #: launcher writes the worker command through an unquoted here-document).
 _SHELL_EXPANDED = re.compile(r"[$`\\\n]")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\*?$")
+#: Characters a value may hold to reach globus-compute-endpoint's container launch
+#: command. The engine re-splits that command on whitespace (dropping any quoting) and
+#: re-joins it with spaces; Parsl then applies ``str.format`` to it and a batch script
+#: runs it through a shell. Only words needing no quoting survive that as one argument.
+ENGINE_SAFE = re.compile(r"[A-Za-z0-9_./:=,+@%-]+")
+ENGINE_SAFE_HINT = "letters, digits and _ . / : = , + @ % -"
 #: Host directories never bound implicitly (they would hide the image's own).
 _SYSTEM_DIRS = frozenset(
     "/ /bin /boot /dev /etc /lib /lib32 /lib64 /opt /proc /root /run /sbin /sys /usr /var".split()
@@ -100,6 +106,12 @@ class Where:
             key=f"container.{key}" if key else None,
             hint=hint,
         )
+
+    @classmethod
+    def of(cls, site: str, executor: str, provenance: Mapping) -> Where:
+        """Where a site executor's container was set (``provenance``: from Site.resolve)."""
+        _label, source, line = provenance.get("container", (None, None, None))
+        return cls(site=site, executor=executor, source=source, line=line)
 
     def __str__(self) -> str:
         if self.option:
@@ -227,6 +239,8 @@ class ContainerRuntime:
     image_kind: ClassVar[str]
     #: Whether env names may be patterns (``SLURM*``) in ``env:``.
     env_patterns: ClassVar[bool] = False
+    #: globus-compute-endpoint's ``container_type`` ("custom": a command template).
+    engine_type: ClassVar[str]
 
     def __init__(self, binary: str | None = None) -> None:
         self.binary = binary or type(self).binary
@@ -444,6 +458,42 @@ class ContainerRuntime:
         for bind in binds:
             unique.setdefault(bind.dst, bind)
         return list(unique.values())
+
+    # ------------------------------------------------------------------ endpoint
+    def engine_settings(
+        self, settings: ContainerSettings, where: Where = NOWHERE
+    ) -> dict[str, str]:
+        """``container_type``, ``container_uri`` and ``container_cmd_options`` of a
+        globus-compute-endpoint engine running its workers in this image.
+
+        The engine builds the worker command from these itself and loses any quoting
+        (see :data:`ENGINE_SAFE`): a value that would not survive as one word is a
+        ConfigError naming its key, never an argument split or a shell command.
+        """
+        self._check_engine_values(settings, where)
+        return self._engine_settings(settings)
+
+    def _engine_settings(self, settings: ContainerSettings) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _check_engine_values(self, settings: ContainerSettings, where: Where) -> None:
+        values: list[tuple[str, str, str]] = [("option", "options", o) for o in settings.options]
+        values += [("bind", "binds", str(parse_bind(b, check=False))) for b in settings.binds]
+        values += [("env entry", "env", e) for e in settings.env]
+        if settings.cache_dir and self.image_kind != "store":
+            values.append(("image cache directory", "cache_dir", expand(settings.cache_dir)))
+        values.append(("image", "image", self.image_for(settings)))
+        for what, key, value in values:
+            if not ENGINE_SAFE.fullmatch(value) or (key == "binds" and "," in value):
+                shown = value if len(value) <= 80 else value[:77] + "..."
+                raise where.error(
+                    f"{what} {shown!r} cannot be passed to a Globus Compute endpoint: its "
+                    "engine re-splits the container command on spaces and runs it in a shell",
+                    key=key,
+                    hint=f"use only {ENGINE_SAFE_HINT}"
+                    + (" (no ',')" if key == "binds" else "")
+                    + (", one option per list item" if key == "options" else ""),
+                )
 
     # ------------------------------------------------------------------ images
     def image_for(self, settings: ContainerSettings) -> str:

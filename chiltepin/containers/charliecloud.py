@@ -29,6 +29,7 @@ from chiltepin.containers.base import (
     PullError,
     Where,
     current_user,
+    parse_bind,
 )
 from chiltepin.containers.cached import CachedImageRuntime
 from chiltepin.containers.reference import is_local_path, parse_image_ref
@@ -45,6 +46,7 @@ def _under_tmp(path: str) -> bool:
 class CharliecloudRuntime(CachedImageRuntime):
     name = "charliecloud"
     binary = "ch-run"
+    engine_type = "custom"
     image_kind = "directory"
     convert_binary = "ch-convert"
     image_binary = "ch-image"
@@ -83,6 +85,21 @@ class CharliecloudRuntime(CachedImageRuntime):
             args += ["-c", workdir]
         args += list(settings.options)
         return args, [self.image_for(settings), "--"]
+
+    def _engine_settings(self, settings) -> dict[str, str]:
+        # No engine type of its own: a "custom" command, in which the engine replaces
+        # {EXECUTOR_LAUNCH_CMD} by the worker pool command. ch-run shares the host network.
+        image = self.image_for(settings)
+        opts = [self.binary, "--set-env"]
+        for bind in settings.binds:
+            opts += ["-b", str(parse_bind(bind, check=False))]
+        opts += settings.options
+        command = f"{shlex.join(opts)} {shlex.quote(image)} -- {{EXECUTOR_LAUNCH_CMD}}"
+        return {
+            "container_type": self.engine_type,
+            "container_uri": image,
+            "container_cmd_options": command,
+        }
 
     def _rank_shell(self, settings, bound: list[str]) -> list[str]:
         image = shlex.quote(self.image_for(settings))

@@ -25,6 +25,7 @@ from chiltepin.containers.base import (
     ContainerRuntime,
     ImageInfo,
     PullResult,
+    parse_bind,
     timed,
 )
 from chiltepin.containers.reference import parse_image_ref
@@ -97,6 +98,10 @@ exit "$status"
 """
 
 
+#: ``--user`` of an endpoint's worker containers, left for the batch script's shell.
+ENGINE_USER = "$(id -u):$(id -g)"
+
+
 class OCIRuntime(ContainerRuntime):
     """What podman and docker share."""
 
@@ -147,6 +152,28 @@ class OCIRuntime(ContainerRuntime):
             args += list(self.gpu_args)
         args += list(settings.options)
         return args, [self.image_for(settings)]
+
+    def _engine_settings(self, settings) -> dict[str, str]:
+        # The engine adds ``run OPTIONS -v RUNDIR:RUNDIR -t IMAGE CMD``.
+        opts = ["--rm", "--init", "--network", "host", "--security-opt", "label=disable"]
+        if not any(o in ("--user", "-u") or o.startswith("--user=") for o in settings.options):
+            # The user the job runs as (evaluated in the batch script), not the image's USER:
+            # workers write logs and task files into the engine's run directory.
+            opts += ["--user", ENGINE_USER]
+        for bind in settings.binds:
+            b = parse_bind(bind, check=False)
+            opts += ["-v", f"{b.src}:{b.dst}" + (f":{b.options}" if b.options else "")]
+        for name in settings.env:
+            opts += ["-e", name]
+        if settings.gpus:
+            opts += list(self.gpu_args)
+        opts += settings.options
+        words = (o if o == ENGINE_USER else shlex.quote(o) for o in opts)
+        return {
+            "container_type": self.engine_type,
+            "container_uri": self.image_for(settings),
+            "container_cmd_options": " ".join(words),
+        }
 
     def _rank_shell(self, settings, bound: list[str]) -> list[str]:
         cases = "|".join(RANK_ENV_PATTERNS)
@@ -224,6 +251,7 @@ class OCIRuntime(ContainerRuntime):
 
 class PodmanRuntime(OCIRuntime):
     name = "podman"
+    engine_type = "podman"
     binary = "podman"
     env_patterns = True
     gpu_args = ("--device", "nvidia.com/gpu=all")  # CDI (nvidia-ctk cdi generate)
@@ -270,6 +298,7 @@ class PodmanRuntime(OCIRuntime):
 
 class DockerRuntime(OCIRuntime):
     name = "docker"
+    engine_type = "docker"
     binary = "docker"
     gpu_args = ("--gpus", "all")
 

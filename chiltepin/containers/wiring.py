@@ -33,6 +33,26 @@ logger = logging.getLogger(__name__)
 EXEC_VAR = "CHILTEPIN_CONTAINER_EXEC"
 
 
+def checked_runtime(resource: Any, where: Where) -> ContainerRuntime:
+    """The runtime of ``resource``'s container, after every check a workflow makes of it
+    (image reference, cache, binds, options, env, runtime command, image present)."""
+    settings = resource.container
+    runtime = get_runtime(settings.runtime, where)
+    runtime.validate(settings, where, environment=resource.environment)
+    return runtime
+
+
+def worker_launch_cmd(prefix: str | None) -> str | None:
+    """An executor's whole ``launch_cmd``: ``prefix`` (a quoted shell string), then Parsl's
+    worker pool command; None (Parsl's default) without a prefix. Braces in the prefix
+    are escaped for the two ``str.format`` passes Parsl applies to ``launch_cmd``."""
+    if not prefix:
+        return None
+    from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
+
+    return prefix.replace("{", "{{{{").replace("}", "}}}}") + " " + DEFAULT_LAUNCH_CMD
+
+
 @dataclass
 class _Containerized:
     name: str
@@ -73,9 +93,7 @@ class ContainerPlan:
             if settings is None:
                 continue
             where = self._where(name)
-            runtime = get_runtime(settings.runtime, where)
-            runtime.validate(settings, where, environment=res.environment)
-            self.entries[name] = _Containerized(name, res, runtime, where)
+            self.entries[name] = _Containerized(name, res, checked_runtime(res, where), where)
 
     def _where(self, executor: str) -> Where:
         """Site, executor and (for a site profile) the file and line of its container."""
@@ -86,10 +104,10 @@ class ContainerPlan:
                 from chiltepin.sites import load_site
 
                 self._site = load_site(self.site)
-            _label, source, line = self._site.resolve(executor)[1]["container"]
+            provenance = self._site.resolve(executor)[1]
         except Exception:  # noqa: BLE001 - only decorates messages
-            source, line = None, None
-        return Where(site=self.site, executor=executor, source=source, line=line)
+            provenance = {}
+        return Where.of(self.site, executor, provenance)
 
     def __bool__(self) -> bool:
         return bool(self.entries)
@@ -151,12 +169,10 @@ class ContainerPlan:
         return [str(wrapper), *command] if wrapper else command
 
     def worker_prefix(self, name: str, resource: Any = None) -> str | None:
-        """:func:`build_parsl_config`'s hook: the quoted prefix, with braces escaped for
-        the two ``str.format`` passes Parsl applies to ``launch_cmd``."""
+        """:func:`build_parsl_config`'s hook: the quoted prefix (a shell string) that
+        :func:`worker_launch_cmd` puts before the worker pool command."""
         command = self.worker_command(name)
-        if command is None:
-            return None
-        return shlex.join(command).replace("{", "{{{{").replace("}", "}}}}")
+        return None if command is None else shlex.join(command)
 
     def leftovers(self) -> list[str]:
         ids: list[str] = []

@@ -24,7 +24,6 @@ from pydantic import TypeAdapter
 
 from chiltepin._version import __version__
 from chiltepin.config.schema import WALLTIME_RE, Resource, SchedulerToken
-from chiltepin.endpoint.containers import engine_container
 
 TEMPLATE = "user_config_template.yaml.j2"
 SCHEMA = "user_config_schema.json"
@@ -56,7 +55,8 @@ class EndpointPlan:
     display_name: str | None = None
     contact_email: str | None = None
     identity_mapping_path: str | None = None  # multi-user: absolute path in config.yaml
-    image_paths: dict[str, str | None] = field(default_factory=dict)  # executor -> cached image
+    #: executor -> its engine's container settings (ContainerRuntime.engine_settings)
+    containers: dict[str, dict[str, str]] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)  # user_environment.yaml
 
     @property
@@ -232,9 +232,8 @@ def _engine_block(plan: EndpointPlan, name: str, res: Resource) -> list[str]:
         out.append(_line(2, "cores_per_worker", repr(float(res.cores_per_worker))))
     if res.provider == "localhost":
         out.append(_line(2, "address", '"127.0.0.1"'))
-    if res.container is not None:
-        settings = engine_container(res.container, plan.image_paths.get(name))
-        for key, value in settings.items():
+    if name in plan.containers:
+        for key, value in plan.containers[name].items():
             out.append(_line(2, key, f'"{_dq(value)}"'))
     out += ["  provider:", _line(4, "type", PROVIDERS[res.provider])]
     p = 4

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import pwd
+import shlex
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -112,7 +113,33 @@ def load_engine_config(rendered: str, what: str) -> Any:
         ) from None
     if not isinstance(config, UserEndpointConfig) or config.engine is None:
         raise EndpointError(f"{what}: rendered config has no engine block")
+    check_engine_container(config.engine, what)
     return config
+
+
+def check_engine_container(engine: Any, what: str) -> None:
+    """Refuse container settings whose words globus-compute-endpoint's re-split and
+    re-join of the launch command would change or run (a directory written by hand, or
+    by an older chiltepin): see chiltepin.containers.base.ENGINE_SAFE."""
+    from chiltepin.containers.base import ENGINE_SAFE
+    from chiltepin.containers.oci import ENGINE_USER
+
+    if not getattr(engine, "container_type", None):
+        return
+    options = engine.container_cmd_options or ""
+    # chiltepin's own words: the user of podman/docker workers, the custom placeholder
+    options = options.replace(ENGINE_USER, "").replace("{EXECUTOR_LAUNCH_CMD}", "")
+    try:
+        words = [*shlex.split(options), engine.container_uri or ""]
+    except ValueError as exc:
+        raise EndpointError(f"{what}: container_cmd_options: {one_line(exc)}") from None
+    for word in words:
+        if word and not ENGINE_SAFE.fullmatch(word):
+            raise EndpointError(
+                f"{what}: container setting {word[:80]!r} would not reach the worker "
+                "command intact (globus-compute-endpoint re-splits it on spaces and runs "
+                "it in a shell); reconfigure with safe container values"
+            )
 
 
 def validate_dir(ep_dir: Path, executors: Iterable[str]) -> dict[str, str]:

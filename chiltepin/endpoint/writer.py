@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chiltepin.config.schema import EndpointSettings
+from chiltepin.config.schema import EMAIL_RE, EndpointSettings, Resource
+from chiltepin.containers import Where
+from chiltepin.containers.wiring import checked_runtime
 from chiltepin.endpoint import generate as gen
-from chiltepin.endpoint.containers import cached_image
 from chiltepin.endpoint.errors import EndpointError, one_line
 from chiltepin.endpoint_ids import endpoints_dir
 from chiltepin.errors import ConfigError, did_you_mean
@@ -92,10 +93,17 @@ def plan_endpoint(
             f"site '{site.name}' has no executor '{executor}'", key="executor", hint=hint
         )
     chosen = [executor] if executor else names
-    resources = {n: site.resolve(n)[0] for n in chosen}
+    resolved = {n: site.resolve(n) for n in chosen}
+    resources = {n: res for n, (res, _provenance) in resolved.items()}
     default = executor or ("compute" if "compute" in chosen else chosen[0])
     settings = site.profile.endpoint or EndpointSettings()
     multi = settings.multi_user if multi_user is None else multi_user
+    if contact_email is not None and not EMAIL_RE.match(contact_email):
+        raise ConfigError(
+            f"contact email {contact_email[:80]!r} is not an email address",
+            key="contact_email",
+            hint="give NAME@DOMAIN (the rule for endpoint.contact_email in a profile)",
+        )
     email = contact_email or settings.contact_email
     if multi and not email:
         raise ConfigError(
@@ -112,10 +120,11 @@ def plan_endpoint(
             key="display_name",
             hint="use {site}, {executor} and {name}",
         ) from None
-    images: dict[str, str | None] = {}
-    for n, res in resources.items():
-        if res.container is not None:
-            images[n] = cached_image(site.name, res.container)
+    containers = {
+        n: engine_container(res, Where.of(site.name, n, provenance))
+        for n, (res, provenance) in resolved.items()
+        if res.container is not None
+    }
     return gen.EndpointPlan(
         name=name,
         site=site.name,
@@ -125,9 +134,15 @@ def plan_endpoint(
         display_name=label,
         contact_email=email,
         identity_mapping_path=identity_mapping_path,
-        image_paths=images,
+        containers=containers,
         environment=gen.default_environment(site.name, os.environ.get(SITE_PATH_ENV)),
     )
+
+
+def engine_container(res: Resource, where: Where) -> dict[str, str]:
+    """The engine's container settings for ``res``, after every check a workflow makes
+    of that container (runtime command, image, cache, binds, options, env)."""
+    return checked_runtime(res, where).engine_settings(res.container, where)
 
 
 def configure(
