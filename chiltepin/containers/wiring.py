@@ -58,38 +58,24 @@ class ContainerPlan:
         *,
         run_dir: str,
         run_id: str,
-        site: str | None = None,
+        origins: Mapping[str, Where] | None = None,
         workdir: str | None = None,
     ) -> None:
         self.resources = dict(resources)
         self.run_dir = str(run_dir)
         self.run_id = run_id
-        self.site = site
+        #: Per executor: where its container settings came from (for error messages).
+        self.origins = dict(origins or {})
         self.workdir = workdir or os.getcwd()
-        self._site: Any = None
         self.entries: dict[str, _Containerized] = {}
         for name, res in self.resources.items():
             settings = getattr(res, "container", None)
             if settings is None:
                 continue
-            where = self._where(name)
+            where = self.origins.get(name) or Where(executor=name)
             runtime = get_runtime(settings.runtime, where)
             runtime.validate(settings, where, environment=res.environment)
             self.entries[name] = _Containerized(name, res, runtime, where)
-
-    def _where(self, executor: str) -> Where:
-        """Site, executor and (for a site profile) the file and line of its container."""
-        if self.site is None:
-            return Where(executor=executor)
-        try:
-            if self._site is None:
-                from chiltepin.sites import load_site
-
-                self._site = load_site(self.site)
-            _label, source, line = self._site.resolve(executor)[1]["container"]
-        except Exception:  # noqa: BLE001 - only decorates messages
-            source, line = None, None
-        return Where(site=self.site, executor=executor, source=source, line=line)
 
     def __bool__(self) -> bool:
         return bool(self.entries)
