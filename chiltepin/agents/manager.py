@@ -137,9 +137,9 @@ class ChiltepinManager(Manager):
     async def launch(  # type: ignore[override]  # noqa: PLR0913
         self,
         agent: type[AgentT],
-        *,
         args: tuple[Any, ...] | None = None,
         kwargs: dict[str, Any] | None = None,
+        *,
         agent_workflow: WorkflowSource | None = None,
         agent_workflow_config: Any = None,
         agent_workflow_include: Iterable[str] | None = None,
@@ -154,7 +154,8 @@ class ChiltepinManager(Manager):
     ) -> AgentHandle[AgentT]:
         """Launch ``agent`` (a ``@chiltepin_agent`` class) and return its handle.
 
-        ``args``/``kwargs`` go to the class's ``__init__``. The agent's own Workflow:
+        ``args``/``kwargs`` go to the class's ``__init__`` (they may be given by position,
+        as chiltepin 0.1.x allows). The agent's own Workflow:
         ``agent_workflow`` (a :class:`~chiltepin.config.source.WorkflowSource`) or the
         decorator's defaults, with ``agent_workflow_config`` or ``site``,
         ``agent_workflow_include`` and ``agent_workflow_run_dir`` overriding them (an unset
