@@ -8,10 +8,9 @@ in chiltepin 0.1.x, and so are 0.1.7's names for the agent classes (``AgentRunti
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from chiltepin._lazy import lazy_attributes
 from chiltepin._version import __version__
 
 if TYPE_CHECKING:
@@ -50,17 +49,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
-        value = importlib.import_module(f"{__name__}.{name}")  # a submodule: chiltepin.tasks
-    else:
-        raise AttributeError(f"module 'chiltepin' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, submodules=True)

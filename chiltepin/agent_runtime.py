@@ -6,7 +6,9 @@ use: importing this module imports neither Academy nor Parsl.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from chiltepin._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from chiltepin.agents.system import AgentSystem
@@ -14,11 +16,10 @@ if TYPE_CHECKING:
 
 __all__ = ["AgentRuntime", "AgentSystem"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from chiltepin.agents.system import AgentSystem
-
-    globals().update(AgentRuntime=AgentSystem, AgentSystem=AgentSystem)
-    return AgentSystem
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "AgentRuntime": ("chiltepin.agents.system", "AgentSystem"),
+        "AgentSystem": ("chiltepin.agents.system", "AgentSystem"),
+    },
+)

@@ -6,19 +6,20 @@ use: importing this module does not import Academy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from chiltepin._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from chiltepin.agents.manager import ChiltepinManager
     from chiltepin.agents.manager import ChiltepinManager as Manager
 
-__all__ = ["ChiltepinManager", "Manager"]
+__all__ = ["Manager", "ChiltepinManager"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from chiltepin.agents.manager import ChiltepinManager
-
-    globals().update(ChiltepinManager=ChiltepinManager, Manager=ChiltepinManager)
-    return ChiltepinManager
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "Manager": ("chiltepin.agents.manager", "ChiltepinManager"),
+        "ChiltepinManager": ("chiltepin.agents.manager", "ChiltepinManager"),
+    },
+)

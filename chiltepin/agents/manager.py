@@ -42,6 +42,14 @@ Closer = Callable[[], "Awaitable[None] | None"]
 AgentT = TypeVar("AgentT", bound=ChiltepinAgent)
 #: Academy's name for "run the agent in this event loop".
 EVENT_LOOP = "event_loop"
+#: ``launch`` options that describe the agent's own workflow (the others are Academy's).
+WORKFLOW_OPTIONS = (
+    "agent_workflow",
+    "agent_workflow_config",
+    "agent_workflow_include",
+    "agent_workflow_run_dir",
+    "site",
+)
 
 
 class ChiltepinManager(Manager):
@@ -373,36 +381,24 @@ class ChiltepinBatch:
             return
         await self.submit()
 
-    async def queue(  # noqa: PLR0913
+    async def queue(
         self,
         agent: type[AgentT],
-        *,
         args: tuple[Any, ...] | None = None,
         kwargs: dict[str, Any] | None = None,
-        agent_workflow: WorkflowSource | None = None,
-        agent_workflow_config: Any = None,
-        agent_workflow_include: Iterable[str] | None = None,
-        agent_workflow_run_dir: str | Path | None = None,
-        site: str | None = None,
+        *,
         name: str | None = None,
-        **academy: Any,
+        **options: Any,
     ) -> AgentHandle[AgentT]:
-        """Check and queue one launch (``launch``'s arguments, without ``registration``)."""
+        """Check and queue one launch: ``launch``'s arguments, without ``registration``."""
         if self._closed:
             raise RuntimeError("batch is closed")
+        workflow = {key: options.pop(key) for key in WORKFLOW_OPTIONS if key in options}
         prepared = self.manager.prepare(
-            agent,
-            args=args,
-            kwargs=kwargs,
-            agent_workflow=agent_workflow,
-            agent_workflow_config=agent_workflow_config,
-            agent_workflow_include=agent_workflow_include,
-            agent_workflow_run_dir=agent_workflow_run_dir,
-            site=site,
-            executor=academy.get("executor"),
+            agent, args=args, kwargs=kwargs, executor=options.get("executor"), **workflow
         )
         handle: AgentHandle[AgentT] = AgentHandle(manager=self.manager)
-        self._queued.append(_Queued(prepared, handle, name, academy))
+        self._queued.append(_Queued(prepared, handle, name, options))
         return handle
 
     async def submit(self) -> None:

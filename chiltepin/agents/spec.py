@@ -91,7 +91,11 @@ class AgentWorkflowSpec(WorkflowSource):
                 "agent config %s is not on this machine; the agent will read it", self.config
             )
             return None
-        return self.resolve()
+        resolved = self.resolve()
+        # Kept for create_workflow in this process (an agent run here, e.g. a service):
+        # the profile is then read once. Never pickled: where the agent runs, it resolves.
+        object.__setattr__(self, "_resolved", resolved)
+        return resolved
 
     def create_workflow(self) -> Any:
         """The agent's Workflow (validated, not started)."""
@@ -100,4 +104,9 @@ class AgentWorkflowSpec(WorkflowSource):
         run_dir = self.run_dir
         if run_dir is None:
             run_dir = unique_run_dir(Path("runinfo") / "agents" / self.agent_name)
-        return Workflow(self, run_dir=run_dir)
+        return Workflow(self.__dict__.get("_resolved") or self, run_dir=run_dir)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_resolved", None)
+        return state
