@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -12,9 +13,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from chiltepin.config import ConfigSource, load_resources
-from chiltepin.config.schema import AnyResource
-from chiltepin.errors import ConfigError
+from chiltepin.config import ConfigSource
+from chiltepin.config.source import ResolvedResources, WorkflowSource
+from chiltepin.errors import ConfigError, ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -25,70 +26,77 @@ def unique_run_dir(base: str | Path = "runinfo") -> str:
     return str(Path(base).absolute() / f"{stamp}-{uuid.uuid4().hex[:8]}")
 
 
-def resolve_resources(
-    config: ConfigSource = None,
-    *,
-    site: str | None = None,
-    include: Iterable[str] | None = None,
-) -> dict[str, AnyResource]:
-    """Validated resources from an explicit config or a named site profile."""
-    if site is not None:
-        if config is not None:
-            raise ConfigError(
-                "give either a config or a site, not both",
-                hint="put site-specific resources in a site profile override",
-            )
-        from chiltepin.sites import site_resources
-
-        return site_resources(site, include=include)
-    return load_resources(config, include=include)
-
-
 class Workflow:
     """Run Parsl tasks on the configured resources.
 
     Use as a context manager (``with Workflow(cfg) as dfk:``) or call :meth:`start` and
-    :meth:`cleanup`. Configuration is validated in the constructor, before anything starts.
-    Cleanup always shuts down executors, workers and scheduler jobs.
+    :meth:`cleanup`. ``config`` is a YAML path, a resource mapping, None (the built-in
+    ``local`` only), a :class:`~chiltepin.config.source.WorkflowSource`, or its
+    already resolved :class:`~chiltepin.config.source.ResolvedResources`. Configuration
+    is validated in the constructor, before anything starts. Cleanup always shuts down
+    executors, workers and scheduler jobs.
+
+    ``client`` (as in chiltepin 0.1.x) is a Globus Compute client for remote
+    (``endpoint:``) resources; it is kept on the workflow as ``workflow.client``.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
-        config: ConfigSource = None,
+        config: ConfigSource | WorkflowSource | ResolvedResources = None,
         *,
         site: str | None = None,
         include: Iterable[str] | None = None,
         run_dir: str | Path | None = None,
+        client: Any = None,
         log_file: str | Path | None = None,
         log_level: int | str | None = None,
     ) -> None:
-        self.resources = resolve_resources(config, site=site, include=include)
-        self.site = site
+        if isinstance(config, ResolvedResources):
+            if site is not None or include is not None:
+                raise TypeError(
+                    "Workflow(resolved) takes no site= or include=: they are resolved already"
+                )
+            resolved = config
+        else:
+            resolved = WorkflowSource.of(config, site=site, include=include).resolve()
+        self.resolved = resolved
+        self.source = resolved.source
+        self.resources = resolved.resources
+        self.site = resolved.site
+        run_dir = run_dir if run_dir is not None else resolved.source.run_dir
         self.run_dir = str(Path(run_dir).absolute()) if run_dir else unique_run_dir()
+        self.client = client
         self.log_file = str(log_file) if log_file else None
         self.log_level = _level(log_level)
         self.dfk: Any = None
         #: Labels this run's containers (podman/docker) so cleanup can find them.
         self.run_id = uuid.uuid4().hex[:12]
         self._containers: Any = None
+        self._log_handler: _LogHandler | None = None
 
     @property
     def executor_names(self) -> list[str]:
         return list(self.resources)
 
     def start(self) -> Any:
-        """Start the executors; return the Parsl DataFlowKernel."""
+        """Start the executors; return the Parsl DataFlowKernel.
+
+        Raises RuntimeError if this workflow is already started (call :meth:`cleanup`).
+        """
         import parsl
 
         from chiltepin.config.parsl_config import build_parsl_config
 
         if self.dfk is not None:
-            return self.dfk
+            raise RuntimeError("Workflow already started. Call cleanup() first.")
         from chiltepin.containers.wiring import ContainerPlan
 
         # Validates every container (runtime command, image, binds) before anything starts.
         plan = ContainerPlan(
-            self.resources, run_dir=self.run_dir, run_id=self.run_id, site=self.site
+            self.resources,
+            run_dir=self.run_dir,
+            run_id=self.run_id,
+            origins=self.resolved.origins,
         )
         _ensure_worker_scripts_on_path()
         Path(self.run_dir).mkdir(parents=True, exist_ok=True)
@@ -97,11 +105,12 @@ class Workflow:
             resources, run_dir=self.run_dir, worker_prefix=plan.worker_prefix
         )
         if self.log_file:
-            parsl.set_file_logger(self.log_file, level=self.log_level or logging.DEBUG)
+            self._log_handler = _LogHandler.add(self.log_file, self.log_level or logging.DEBUG)
         self._containers = plan if plan else None
         try:
             self.dfk = parsl.load(config)
         except parsl.errors.ConfigurationError as exc:
+            self._remove_log_handler()
             if "already" in str(exc):
                 raise ConfigError(
                     "another Workflow is already running in this process",
@@ -111,6 +120,7 @@ class Workflow:
         except BaseException:
             _shutdown_started(config)
             self._cleanup_containers()
+            self._remove_log_handler()
             raise
         parsl_logger = logging.getLogger("parsl")
         # Parsl logs to its own file (run_dir/.../parsl.log or log_file); keep its
@@ -120,26 +130,56 @@ class Workflow:
             parsl_logger.setLevel(self.log_level)
         return self.dfk
 
-    def cleanup(self) -> None:
-        """Stop executors and cancel scheduler jobs. Safe to call more than once."""
-        dfk, self.dfk = self.dfk, None
-        if dfk is None:
-            self._cleanup_containers()
-            return
-        import parsl
+    def cleanup(self, suppress_exceptions: bool = False) -> None:
+        """Stop executors, cancel scheduler jobs, remove this run's containers and log
+        handler. Safe to call more than once.
 
-        try:
-            dfk.cleanup()
-        finally:
-            if parsl.DataFlowKernelLoader._dfk is dfk:
-                parsl.clear()
-            self._cleanup_containers()
+        Every step is attempted. If one fails, ``dfk`` stays set for inspection and a
+        :class:`~chiltepin.errors.ServiceError` is raised from the first failure
+        (``__cause__``); with ``suppress_exceptions=True`` the failure is only logged.
+        Calling cleanup again retries what is left.
+        """
+        failures: list[BaseException] = []
+        dfk = self.dfk
+        if dfk is not None:
+            try:
+                # A DataFlowKernel cleans up once: a retry after a failed cleanup goes on
+                # with the steps after it.
+                if not getattr(dfk, "cleanup_called", False):
+                    dfk.cleanup()
+            except Exception as exc:  # noqa: BLE001 - reported below, after every step
+                failures.append(exc)
+            finally:
+                _forget_loaded(dfk)
+        for step in (self._cleanup_containers, self._remove_log_handler):
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - reported below, after every step
+                failures.append(exc)
+        if not failures:
+            self.dfk = None
+            return
+        summary = "; ".join(f"{type(e).__name__}: {e}" for e in failures)
+        if suppress_exceptions:
+            logger.warning(
+                "workflow cleanup failed (suppressed): %s", summary, exc_info=failures[0]
+            )
+            return
+        raise ServiceError(
+            f"workflow cleanup failed: {summary} (the DataFlowKernel is kept as "
+            "workflow.dfk; call cleanup() again to retry)"
+        ) from failures[0]
 
     def _cleanup_containers(self) -> None:
         """Remove containers (podman/docker) still labelled with this run."""
         plan, self._containers = self._containers, None
         if plan is not None:
             plan.cleanup()
+
+    def _remove_log_handler(self) -> None:
+        handler, self._log_handler = self._log_handler, None
+        if handler is not None:
+            handler.remove()
 
     def __enter__(self) -> Any:
         return self.start()
@@ -150,14 +190,8 @@ class Workflow:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None:
-            self.cleanup()
-            return
-        try:
-            self.cleanup()
-        except Exception:
-            # Never hide the user's exception behind a cleanup failure.
-            logger.exception("workflow cleanup failed while handling another error")
+        # Never hide the user's exception behind a cleanup failure.
+        self.cleanup(suppress_exceptions=exc is not None)
 
 
 def _level(value: int | str | None) -> int | None:
@@ -188,3 +222,38 @@ def _shutdown_started(config: Any) -> None:
             executor.shutdown()
         except Exception:  # noqa: BLE001 - best effort after a failed start
             logger.debug("shutdown of %s after failed start", executor.label, exc_info=True)
+
+
+def _forget_loaded(dfk: Any) -> None:
+    """Let Parsl load another DataFlowKernel in this process, if ``dfk`` is the loaded one."""
+    import parsl
+    from parsl.errors import NoDataFlowKernelError
+
+    try:
+        loaded = parsl.dfk()
+    except NoDataFlowKernelError:
+        return
+    if loaded is dfk:
+        parsl.clear()
+
+
+@dataclasses.dataclass
+class _LogHandler:
+    """The file handler ``parsl.set_file_logger`` added for a workflow's ``log_file``."""
+
+    unregister: Any
+    handlers: list[logging.Handler]
+
+    @classmethod
+    def add(cls, path: str, level: int) -> _LogHandler:
+        import parsl
+
+        parsl_logger = logging.getLogger("parsl")
+        before = set(parsl_logger.handlers)
+        unregister = parsl.set_file_logger(path, level=level)
+        return cls(unregister, [h for h in parsl_logger.handlers if h not in before])
+
+    def remove(self) -> None:
+        self.unregister()
+        for handler in self.handlers:
+            handler.close()  # Parsl's unregister leaves the file open

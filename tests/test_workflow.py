@@ -18,12 +18,18 @@ def test_cleanup_after_exception_leaves_nothing(tmp_path, no_leftovers):
     assert wf.dfk is None
 
 
-def test_cleanup_is_idempotent_and_start_restarts(tmp_path, no_leftovers):
+def test_cleanup_is_idempotent_and_start_twice_is_refused(tmp_path, no_leftovers):
     wf = Workflow(include=["local"], run_dir=tmp_path / "r")
     dfk = wf.start()
-    assert wf.start() is dfk
+    with pytest.raises(RuntimeError, match="already started"):
+        wf.start()
+    assert wf.dfk is dfk
     assert ts.add(2, 2).result(timeout=60) == 4
     wf.cleanup()
+    wf.cleanup()
+    assert wf.dfk is None
+    wf.start()  # a cleaned-up workflow starts again
+    assert ts.add(3, 3).result(timeout=60) == 6
     wf.cleanup()
 
 

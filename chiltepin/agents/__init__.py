@@ -19,8 +19,9 @@ Names are imported on first use; importing this package does not import Parsl.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from chiltepin._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from chiltepin.agents.behaviour import ChiltepinAgent
@@ -32,15 +33,15 @@ if TYPE_CHECKING:
     from chiltepin.agents.system import AgentSystem
 
 _LAZY = {
-    "agent_action": "chiltepin.agents.decorators",
-    "agent_loop": "chiltepin.agents.decorators",
-    "chiltepin_agent": "chiltepin.agents.decorators",
-    "AgentFailedError": "chiltepin.agents.errors",
-    "AgentHandle": "chiltepin.agents.handle",
-    "AgentSystem": "chiltepin.agents.system",
-    "ChiltepinAgent": "chiltepin.agents.behaviour",
-    "ChiltepinManager": "chiltepin.agents.manager",
-    "EmbeddedExchange": "chiltepin.agents.exchange",
+    "agent_action": ("chiltepin.agents.decorators", "agent_action"),
+    "agent_loop": ("chiltepin.agents.decorators", "agent_loop"),
+    "chiltepin_agent": ("chiltepin.agents.decorators", "chiltepin_agent"),
+    "AgentFailedError": ("chiltepin.agents.errors", "AgentFailedError"),
+    "AgentHandle": ("chiltepin.agents.handle", "AgentHandle"),
+    "AgentSystem": ("chiltepin.agents.system", "AgentSystem"),
+    "ChiltepinAgent": ("chiltepin.agents.behaviour", "ChiltepinAgent"),
+    "ChiltepinManager": ("chiltepin.agents.manager", "ChiltepinManager"),
+    "EmbeddedExchange": ("chiltepin.agents.exchange", "EmbeddedExchange"),
 }
 
 __all__ = [
@@ -56,14 +57,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'chiltepin.agents' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

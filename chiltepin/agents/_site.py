@@ -1,30 +1,12 @@
-"""The hook into site profiles (``chiltepin.sites``), which may be absent."""
+"""The hook into site profiles (``chiltepin.sites``), which may be absent.
+
+Kept for the agent modules that import it; the one implementation is in
+:mod:`chiltepin.config.source`.
+"""
 
 from __future__ import annotations
 
-import importlib.util
-from typing import Any
+from chiltepin.config.source import load_site_profile as load_site
+from chiltepin.config.source import require_sites
 
-from chiltepin.errors import ConfigError
-
-
-def require_sites() -> None:
-    """Raise a clear ConfigError if this installation has no site profiles."""
-    try:
-        found = importlib.util.find_spec("chiltepin.sites") is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
-        raise ConfigError(
-            "site profiles are not available: this chiltepin has no chiltepin.sites module",
-            key="site",
-            hint="pass a resource configuration instead (workflow=... / agent_workflow_config=...)",
-        )
-
-
-def load_site(name: str) -> Any:
-    """The site profile ``name``: has ``.exchange`` and ``.resources(include)``."""
-    require_sites()
-    from chiltepin.sites import load_site as _load_site
-
-    return _load_site(name)
+__all__ = ["load_site", "require_sites"]

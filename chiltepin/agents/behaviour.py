@@ -12,39 +12,33 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import inspect
 import logging
 from typing import Any, ClassVar
 
 from academy.agent import Agent, action, loop
 
-from chiltepin.agents.decorators import (
+from chiltepin.agents._academy_compat import academy_method_kind
+from chiltepin.agents._definition import (
     ACTION,
+    BEHAVIOUR_ATTR,
+    DEFINITION_ATTR,
     LOOP,
+    AgentDefinition,
     academy_decorator_message,
-    academy_kind_of,
+    is_chiltepin_agent,
     role_of,
 )
-from chiltepin.agents.spec import SPEC_KWARG, AgentWorkflowSpec
+from chiltepin.agents.spec import AgentWorkflowSpec
+from chiltepin.config.source import WorkflowSource
 from chiltepin.tasks import TaskFunction
 
 logger = logging.getLogger(__name__)
 
-DEFINITION_ATTR = "__chiltepin_agent__"
-BEHAVIOUR_ATTR = "Behaviour"
 # Names a handle answers itself, so an action with that name could not be called.
 _HANDLE_NAMES = frozenset({"action", "ping", "shutdown", "agent_stats", "agent_status"})
 
-
-@dataclasses.dataclass(frozen=True)
-class AgentDefinition:
-    """What ``@chiltepin_agent`` recorded about a class."""
-
-    include: tuple[str, ...] | None
-    run_dir: str | None
-    actions: dict[str, str]  # name -> "task" | "async" | "sync"
-    loops: tuple[str, ...]
+__all__ = ["AgentDefinition", "ChiltepinAgent", "build_agent_class", "is_chiltepin_agent"]
 
 
 class ChiltepinAgent(Agent):
@@ -52,6 +46,11 @@ class ChiltepinAgent(Agent):
 
     Starts the agent's Workflow in ``agent_on_startup`` (in a thread) and always cleans it
     up: in ``agent_on_shutdown``, or at once if startup fails.
+
+    Two ways to make one: ``Cls(*args, **kwargs)`` (Academy's own path, e.g. a plain
+    ``academy.manager.Manager`` launching the class: the workflow is the decorator's
+    defaults), or :meth:`with_workflow`, which takes the workflow spec as an explicit
+    argument beside the user's ``__init__`` arguments.
     """
 
     Behaviour: ClassVar[type]
@@ -74,24 +73,59 @@ class ChiltepinAgent(Agent):
         super().__init_subclass__(**kwargs)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        spec = kwargs.pop(SPEC_KWARG, None)
         super().__init__()
-        definition = type(self).__chiltepin_agent__
-        if spec is None:  # launched by a plain Academy Manager: decorator defaults
-            spec = AgentWorkflowSpec(
-                include=definition.include,
-                run_dir=definition.run_dir,
-                agent_name=type(self).__name__,
-            )
-        self._chiltepin_spec: AgentWorkflowSpec = spec
+        self._chiltepin_setup(self.default_workflow(), args, kwargs)
+        self.build_behaviour()
+
+    @classmethod
+    def default_workflow(cls) -> AgentWorkflowSpec:
+        """The decorator's defaults for this agent's workflow."""
+        return AgentWorkflowSpec.for_launch(cls.__name__, defaults=cls.__chiltepin_agent__.workflow)
+
+    @classmethod
+    def with_workflow(
+        cls,
+        workflow: WorkflowSource,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> ChiltepinAgent:
+        """An agent that will run ``workflow``, made of the user's class with ``args`` and
+        ``kwargs``; the user's ``__init__`` runs when the agent starts, where it runs (or
+        earlier, with :meth:`build_behaviour`). Academy's ``Manager.launch`` takes it as
+        the agent instance to run."""
+        agent = cls.__new__(cls)
+        Agent.__init__(agent)
+        agent._chiltepin_setup(workflow, args or (), kwargs or {})
+        return agent
+
+    def _chiltepin_setup(
+        self, workflow: WorkflowSource, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        if not isinstance(workflow, AgentWorkflowSpec):
+            workflow = AgentWorkflowSpec.for_launch(type(self).__name__, defaults=workflow)
+        self._chiltepin_spec: AgentWorkflowSpec = workflow
+        self._chiltepin_init = (tuple(args), dict(kwargs))
         self._chiltepin_workflow: Any = None
         self._chiltepin_running: set[asyncio.Task[Any]] = set()
-        self._behaviour = type(self).Behaviour(*args, **kwargs)
+        self._behaviour: Any = None
+
+    def build_behaviour(self) -> Any:
+        """Make the instance of the user's class now, if it is not made yet; return it."""
+        if self._behaviour is None:
+            args, kwargs = self._chiltepin_init
+            self._behaviour = type(self).Behaviour(*args, **kwargs)
+        return self._behaviour
 
     @property
     def behaviour(self) -> Any:
-        """The instance of the user's class that holds the agent's state."""
+        """The instance of the user's class that holds the agent's state (None until the
+        agent made by :meth:`with_workflow` starts)."""
         return self._behaviour
+
+    @property
+    def workflow_spec(self) -> AgentWorkflowSpec:
+        """Where the agent's workflow comes from."""
+        return self._chiltepin_spec
 
     @property
     def workflow(self) -> Any:
@@ -102,6 +136,8 @@ class ChiltepinAgent(Agent):
         return f"{type(self).__name__}()"
 
     async def agent_on_startup(self) -> None:
+        # Actions and loops wait for startup to finish, so they always find the behaviour.
+        self.build_behaviour()
         spec = self._chiltepin_spec
 
         def start() -> None:
@@ -206,9 +242,7 @@ async def _settle(result: Any) -> Any:
     return result
 
 
-def build_agent_class(
-    user_cls: type, *, include: tuple[str, ...] | None, run_dir: str | None
-) -> type[ChiltepinAgent]:
+def build_agent_class(user_cls: type, *, workflow: WorkflowSource) -> type[ChiltepinAgent]:
     """Generate the Academy agent class for ``user_cls`` (see the module docstring)."""
     if not isinstance(user_cls, type):
         raise TypeError(f"@chiltepin_agent decorates a class, got {type(user_cls).__name__}")
@@ -230,8 +264,7 @@ def build_agent_class(
         "__qualname__": qualname,
         "__doc__": user_cls.__doc__,
         DEFINITION_ATTR: AgentDefinition(
-            include=include,
-            run_dir=run_dir,
+            workflow=workflow,
             actions={n: kind for n, (kind, _) in actions.items()},
             loops=tuple(loops),
         ),
@@ -247,10 +280,6 @@ def build_agent_class(
     return agent_cls
 
 
-def is_chiltepin_agent(obj: Any) -> bool:
-    return isinstance(obj, type) and DEFINITION_ATTR in getattr(obj, "__dict__", {})
-
-
 def _scan(user_cls: type) -> tuple[dict[str, tuple[str, Any]], dict[str, Any]]:
     members: dict[str, Any] = {}
     for klass in reversed(user_cls.__mro__[:-1]):  # base classes first, object excluded
@@ -259,7 +288,7 @@ def _scan(user_cls: type) -> tuple[dict[str, tuple[str, Any]], dict[str, Any]]:
     actions: dict[str, tuple[str, Any]] = {}
     loops: dict[str, Any] = {}
     for name, raw in members.items():
-        academy_kind = academy_kind_of(raw)
+        academy_kind = academy_method_kind(raw)
         if academy_kind is not None:
             raise TypeError(academy_decorator_message(name, academy_kind))
         role = role_of(raw)

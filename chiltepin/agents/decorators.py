@@ -11,14 +11,17 @@ import inspect
 from collections.abc import Iterable
 from typing import Any
 
+from chiltepin.agents._academy_compat import academy_method_kind
+from chiltepin.agents._definition import (
+    ACTION,
+    LOOP,
+    ROLE_ATTR,
+    function_of,
+    include_list,
+    role_of,
+)
+from chiltepin.config.source import WorkflowSource
 from chiltepin.tasks import TaskFunction
-
-#: Attribute set on a marked method: "action" or "loop".
-ROLE_ATTR = "__chiltepin_role__"
-ACTION = "action"
-LOOP = "loop"
-#: Attribute Academy's own @action/@loop decorators set.
-ACADEMY_ATTR = "_agent_method_type"
 
 
 def agent_action(method: Any = None) -> Any:
@@ -30,7 +33,7 @@ def agent_action(method: Any = None) -> Any:
     """
     if method is None:  # @agent_action()
         return agent_action
-    target = _function_of(method)
+    target = function_of(method)
     _refuse_academy(target, "agent_action")
     name = _name(target)
     if not callable(target):
@@ -95,22 +98,29 @@ def chiltepin_agent(
     *,
     agent_workflow_include: Iterable[str] | None = None,
     agent_workflow_run_dir: str | None = None,
+    agent_workflow: WorkflowSource | None = None,
 ) -> Any:
     """Turn a plain, picklable class into an Academy agent that runs its own Workflow.
 
     The agent starts ``Workflow(config, include=..., run_dir=...)`` when it starts and cleans
     it up when it stops; the config comes from ``ChiltepinManager.launch``. The arguments here
-    are defaults that ``launch`` may override. Only ``@agent_action`` and ``@agent_loop``
-    methods are exposed.
+    are defaults that ``launch`` may override: ``agent_workflow`` (a
+    :class:`~chiltepin.config.source.WorkflowSource`), whose include and run directory
+    ``agent_workflow_include`` / ``agent_workflow_run_dir`` replace. Only ``@agent_action``
+    and ``@agent_loop`` methods are exposed.
     """
-    include = _include_list(agent_workflow_include)
-    if agent_workflow_run_dir is not None and not isinstance(agent_workflow_run_dir, str):
-        agent_workflow_run_dir = str(agent_workflow_run_dir)
+    include = include_list(agent_workflow_include)
+    if agent_workflow is not None and not isinstance(agent_workflow, WorkflowSource):
+        raise TypeError(
+            f"agent_workflow must be a WorkflowSource, got {type(agent_workflow).__name__}"
+        )
+    workflow = WorkflowSource.of(agent_workflow, include=include, run_dir=agent_workflow_run_dir)
 
     def decorate(target: type) -> type:
+        # One direction only: behaviour never imports this module.
         from chiltepin.agents.behaviour import build_agent_class
 
-        return build_agent_class(target, include=include, run_dir=agent_workflow_run_dir)
+        return build_agent_class(target, workflow=workflow)
 
     if cls is None:
         return decorate
@@ -122,26 +132,8 @@ def chiltepin_agent(
     return decorate(cls)
 
 
-def role_of(obj: Any) -> str | None:
-    """The chiltepin role marked on ``obj`` ("action", "loop") or None."""
-    return _own_attr(_function_of(obj), ROLE_ATTR)
-
-
-def academy_kind_of(obj: Any) -> str | None:
-    """ "action"/"loop" if Academy's own decorator was applied to ``obj``."""
-    return _own_attr(_function_of(obj), ACADEMY_ATTR)
-
-
-def academy_decorator_message(name: str, kind: str) -> str:
-    return (
-        f"method '{name}' uses Academy's @{kind} inside a @chiltepin_agent class; use "
-        f"chiltepin's @agent_{kind} instead (from chiltepin.agents import agent_{kind}). "
-        "Academy's decorators are for academy.agent.Agent subclasses run by academy's Manager"
-    )
-
-
 def _refuse_academy(obj: Any, decorator: str) -> None:
-    kind = _own_attr(obj, ACADEMY_ATTR)
+    kind = academy_method_kind(obj)
     if kind is not None:
         raise TypeError(
             f"@{decorator} on '{_name(obj)}', which already has Academy's @{kind}: "
@@ -163,35 +155,8 @@ def _set_role(obj: Any, role: str) -> None:
         raise TypeError(f"cannot mark {obj!r} as an agent {role}: decorate a function") from None
 
 
-def _function_of(obj: Any) -> Any:
-    return obj.__func__ if isinstance(obj, (staticmethod, classmethod)) else obj
-
-
-def _own_attr(obj: Any, name: str) -> Any:
-    # Look only in the object's own __dict__: some objects (e.g. Academy handles) answer
-    # every attribute through __getattr__.
-    try:
-        return vars(obj).get(name)
-    except TypeError:
-        return None
-
-
 def _name(obj: Any) -> str:
     return getattr(obj, "__name__", None) or type(obj).__name__
-
-
-def _include_list(include: Iterable[str] | None) -> tuple[str, ...] | None:
-    if include is None:
-        return None
-    if isinstance(include, str):
-        return (include,)
-    names = tuple(include)
-    for name in names:
-        if not isinstance(name, str):
-            raise TypeError(
-                f"agent_workflow_include must list resource names (strings), got {name!r}"
-            )
-    return names
 
 
 __all__ = ["agent_action", "agent_loop", "chiltepin_agent"]

@@ -10,18 +10,25 @@ that arrived while the agent was starting, "cancelled by the agent"). Handles ma
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from academy.exception import ActionCancelledError, MailboxTerminatedError, PingCancelledError
 from academy.handle import Handle
 
 from chiltepin.agents.errors import AgentFailedError
 
+if TYPE_CHECKING:
+    from academy.agent import Agent
+
+AgentT = TypeVar("AgentT", bound="Agent")
+
 #: How long to wait for a terminated agent's exception to reach the manager.
 FAILURE_WAIT_S = 15.0
 
 
-class AgentHandle(Handle):
+class AgentHandle(Handle[AgentT], Generic[AgentT]):
+    """A handle to an agent of type ``AgentT`` (what ``ChiltepinManager.launch`` returns)."""
+
     def __init__(self, agent_id: Any = None, *, manager: Any = None, **kwargs: Any) -> None:
         # Set first: Handle.__getattr__ answers any missing attribute with a remote call.
         self._chiltepin_manager = weakref.ref(manager) if manager is not None else None
@@ -49,7 +56,11 @@ class AgentHandle(Handle):
             raise
 
     async def _raise_failure(self, terminated: MailboxTerminatedError) -> None:
-        if getattr(terminated, "uid", None) != self._agent_id:
+        try:
+            mine = self.agent_id
+        except RuntimeError:  # not bound yet (a queued batch launch): nothing to report
+            return
+        if getattr(terminated, "uid", None) != mine:
             return  # our own mailbox (the caller's), not the agent's
         await self._raise_agent_failure()
 

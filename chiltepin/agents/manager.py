@@ -1,33 +1,55 @@
 """``ChiltepinManager``: Academy's Manager, launching ``@chiltepin_agent`` classes.
 
-``launch`` takes the agent's workflow infrastructure (``agent_workflow_config``,
-``agent_workflow_include``, ``agent_workflow_run_dir`` or ``site``) besides Academy's own
-arguments, checks it here, and hands it to the agent, which builds its Workflow when it
-starts. Handles it returns report an agent's failure (:class:`AgentFailedError`).
+``launch`` takes the agent's workflow infrastructure (``agent_workflow`` or
+``agent_workflow_config`` / ``site``, ``agent_workflow_include``, ``agent_workflow_run_dir``)
+besides Academy's own arguments, checks it here, and hands it to the agent as an explicit
+argument (:meth:`ChiltepinAgent.with_workflow`), never mixed into the user's ``kwargs``; the
+agent builds its Workflow when it starts. Handles it returns report an agent's failure
+(:class:`AgentFailedError`).
+
+Built on Academy's public API only (the one exception is isolated and explained in
+:mod:`chiltepin.agents._academy_compat`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
 from academy.agent import Agent
 from academy.exception import BadEntityIdError, MailboxTerminatedError, raise_exceptions
 from academy.identifier import AgentId
-from academy.manager import Manager, _BatchLauncher
+from academy.manager import Manager
 
-from chiltepin.agents.behaviour import DEFINITION_ATTR, ChiltepinAgent, is_chiltepin_agent
+from chiltepin.agents._academy_compat import stop_restarts
+from chiltepin.agents._definition import definition_of, is_chiltepin_agent
+from chiltepin.agents.behaviour import ChiltepinAgent
 from chiltepin.agents.handle import AgentHandle
-from chiltepin.agents.spec import SPEC_KWARG, AgentWorkflowSpec
+from chiltepin.agents.spec import AgentWorkflowSpec
+from chiltepin.config.source import WorkflowSource
 from chiltepin.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 Closer = Callable[[], "Awaitable[None] | None"]
+AgentT = TypeVar("AgentT", bound=ChiltepinAgent)
+#: Academy's name for "run the agent in this event loop".
+EVENT_LOOP = "event_loop"
+#: ``launch`` options that describe the agent's own workflow (the others are Academy's).
+WORKFLOW_OPTIONS = (
+    "agent_workflow",
+    "agent_workflow_config",
+    "agent_workflow_include",
+    "agent_workflow_run_dir",
+    "site",
+)
 
 
 class ChiltepinManager(Manager):
@@ -38,10 +60,48 @@ class ChiltepinManager(Manager):
     ``await ChiltepinManager.from_exchange_factory(factory, executors)``.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        exchange_client: Any,
+        executors: Executor | Mapping[str, Executor | None] | None = None,
+        *,
+        default_executor: str = EVENT_LOOP,
+        max_retries: int = 0,
+        log_config: Any = None,
+    ) -> None:
+        super().__init__(
+            exchange_client,
+            executors,  # type: ignore[arg-type]
+            default_executor=default_executor,
+            max_retries=max_retries,
+            log_config=log_config,
+        )
+        # What Academy was given (it keeps no public record): launch checks and close use it.
+        self._chiltepin_executors: dict[str, Executor | None] = {EVENT_LOOP: None}
+        if isinstance(executors, Executor):
+            self._chiltepin_executors["default"] = executors
+            default_executor = "default"
+        elif executors is not None:
+            self._chiltepin_executors.update(executors)
+        self._chiltepin_default = default_executor
+        self._chiltepin_handles: dict[AgentId[Any], AgentHandle[Any]] = {}
         self._closers: list[Closer] = []
-        self._labels: dict[AgentId[Any], str] = {}
+        self._labels: dict[AgentId[Any], str] = {}  # every agent launched here -> class name
+
+    def add_executor(self, name: str, executor: Executor) -> ChiltepinManager:
+        super().add_executor(name, executor)
+        self._chiltepin_executors[name] = executor
+        return self
+
+    def set_default_executor(self, name: str) -> ChiltepinManager:
+        super().set_default_executor(name)
+        self._chiltepin_default = name
+        return self
+
+    @property
+    def executor_names(self) -> list[str]:
+        """Names ``launch(executor=...)`` accepts (``event_loop``: this process)."""
+        return list(self._chiltepin_executors)
 
     def on_close(self, closer: Closer) -> None:
         """Run ``closer`` (sync or async) after the manager has closed, even on error."""
@@ -54,26 +114,22 @@ class ChiltepinManager(Manager):
         Unlike Academy 1.0's ``Manager.close``, a failed agent does not cut this short:
         all agents are waited for and everything is closed before the errors are raised.
         """
-        self._closed.set()  # no more restarts
+        stop_restarts(self)
         try:
-            acbs = list(self._acbs.values())
-            for acb in acbs:
-                if not acb.task.done():
-                    with contextlib.suppress(MailboxTerminatedError):
-                        await self.get_handle(acb.agent_id).shutdown()
-            await asyncio.gather(*(acb.task for acb in acbs), return_exceptions=True)
+            launched = list(self._labels)
+            for agent_id in self.running():
+                with contextlib.suppress(MailboxTerminatedError):
+                    await self.get_handle(agent_id).shutdown()
+            if launched:
+                await self.wait(launched)
+            failures = [f for f in [await self._failure_of(a) for a in launched] if f]
             try:
                 if close_exchange:
                     await self.exchange_client.close()
             finally:
-                for executor in self._executors.values():
+                for executor in self._chiltepin_executors.values():
                     if executor is not None:
                         executor.shutdown(wait=True, cancel_futures=True)
-            failures = [
-                acb.task.exception()
-                for acb in acbs
-                if not acb.task.cancelled() and acb.task.exception() is not None
-            ]
             raise_exceptions(failures, message="Caught failures in agent while shutting down.")
             logger.info("closed manager %s", self.user_id)
         finally:
@@ -86,12 +142,13 @@ class ChiltepinManager(Manager):
                 except Exception:
                     logger.exception("cleanup after closing the manager failed")
 
-    async def launch(  # noqa: PLR0913
+    async def launch(  # type: ignore[override]  # noqa: PLR0913
         self,
-        agent: Any,
-        *,
+        agent: type[AgentT],
         args: tuple[Any, ...] | None = None,
         kwargs: dict[str, Any] | None = None,
+        *,
+        agent_workflow: WorkflowSource | None = None,
         agent_workflow_config: Any = None,
         agent_workflow_include: Iterable[str] | None = None,
         agent_workflow_run_dir: str | Path | None = None,
@@ -102,33 +159,30 @@ class ChiltepinManager(Manager):
         name: str | None = None,
         registration: Any = None,
         log_config: Any = None,
-    ) -> Any:
+    ) -> AgentHandle[AgentT]:
         """Launch ``agent`` (a ``@chiltepin_agent`` class) and return its handle.
 
-        ``args``/``kwargs`` go to the class's ``__init__``; ``agent_workflow_*`` or
-        ``site`` describe the agent's own Workflow (they override the decorator's
-        defaults; an unset run directory is unique per agent); ``executor`` names the
-        manager executor the agent runs on. Other arguments are Academy's.
+        ``args``/``kwargs`` go to the class's ``__init__`` (they may be given by position,
+        as chiltepin 0.1.x allows). The agent's own Workflow:
+        ``agent_workflow`` (a :class:`~chiltepin.config.source.WorkflowSource`) or the
+        decorator's defaults, with ``agent_workflow_config`` or ``site``,
+        ``agent_workflow_include`` and ``agent_workflow_run_dir`` overriding them (an unset
+        run directory is unique per agent). ``executor`` names the manager executor the
+        agent runs on. Other arguments are Academy's.
         """
-        check_launchable(agent)
-        check_init_args(agent, args, kwargs)
-        kwargs = dict(kwargs or {})
-        if SPEC_KWARG not in kwargs or any(
-            v is not None
-            for v in (agent_workflow_config, agent_workflow_include, agent_workflow_run_dir, site)
-        ):
-            kwargs[SPEC_KWARG] = self.workflow_spec(
-                agent,
-                config=agent_workflow_config,
-                include=agent_workflow_include,
-                run_dir=agent_workflow_run_dir,
-                site=site,
-            )
-        self._check_executor(executor)
-        handle = await super().launch(
+        prepared = self.prepare(
             agent,
             args=args,
             kwargs=kwargs,
+            agent_workflow=agent_workflow,
+            agent_workflow_config=agent_workflow_config,
+            agent_workflow_include=agent_workflow_include,
+            agent_workflow_run_dir=agent_workflow_run_dir,
+            site=site,
+            executor=executor,
+        )
+        return await self._launch_prepared(
+            prepared,
             config=config,
             executor=executor,
             submit_kwargs=submit_kwargs,
@@ -136,20 +190,51 @@ class ChiltepinManager(Manager):
             registration=registration,
             log_config=log_config,
         )
-        self._labels[handle.agent_id] = agent.__name__
-        return handle
 
-    def launch_batch(self) -> ChiltepinBatch:
+    def prepare(  # noqa: PLR0913
+        self,
+        agent: type[AgentT],
+        *,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        agent_workflow: WorkflowSource | None = None,
+        agent_workflow_config: Any = None,
+        agent_workflow_include: Iterable[str] | None = None,
+        agent_workflow_run_dir: str | Path | None = None,
+        site: str | None = None,
+        executor: str | None = None,
+    ) -> AgentT:
+        """Check everything ``launch`` would (TypeError or ConfigError before anything
+        starts) and return the unstarted agent it would run."""
+        check_launchable(agent)
+        check_init_args(agent, args, kwargs)
+        spec = self.workflow_spec(
+            agent,
+            source=agent_workflow,
+            config=agent_workflow_config,
+            include=agent_workflow_include,
+            run_dir=agent_workflow_run_dir,
+            site=site,
+        )
+        self._check_executor(executor)
+        return agent.with_workflow(spec, args, kwargs)  # type: ignore[return-value]
+
+    async def _launch_prepared(self, prepared: AgentT, **academy: Any) -> AgentHandle[AgentT]:
+        handle = await super().launch(prepared, **academy)
+        self._labels[handle.agent_id] = type(prepared).__name__
+        return handle  # type: ignore[return-value]
+
+    def launch_batch(self) -> ChiltepinBatch:  # type: ignore[override]
         """Like Academy's ``launch_batch``; ``batch.queue`` takes ``launch``'s arguments."""
         return ChiltepinBatch(self)
 
-    def get_handle(self, agent: Any) -> Any:
+    def get_handle(self, agent: Any) -> AgentHandle[Any]:
         """A handle to a running agent (an :class:`AgentHandle`)."""
         agent_id = agent if isinstance(agent, AgentId) else agent.agent_id
-        handle = self._handles.get(agent_id)
+        handle = self._chiltepin_handles.get(agent_id)
         if handle is None:
             handle = AgentHandle(agent_id, manager=self)
-            self._handles[agent_id] = handle
+            self._chiltepin_handles[agent_id] = handle
         return handle
 
     async def discover(
@@ -172,10 +257,11 @@ class ChiltepinManager(Manager):
             raise LookupError(f"no running {name} agent on this exchange")
         return handles[0]
 
-    def workflow_spec(
+    def workflow_spec(  # noqa: PLR0913
         self,
         agent: Any,
         *,
+        source: WorkflowSource | None = None,
         config: Any = None,
         include: Iterable[str] | None = None,
         run_dir: str | Path | None = None,
@@ -184,11 +270,11 @@ class ChiltepinManager(Manager):
         """Check ``agent`` and build (and check) its workflow spec; raises TypeError or
         ConfigError before anything is launched."""
         check_launchable(agent)
-        definition = agent.__dict__[DEFINITION_ATTR]
+        if source is not None and not isinstance(source, WorkflowSource):
+            raise TypeError(f"agent_workflow must be a WorkflowSource, got {type(source).__name__}")
         spec = AgentWorkflowSpec.for_launch(
             agent.__name__,
-            default_include=definition.include,
-            default_run_dir=definition.run_dir,
+            defaults=source if source is not None else definition_of(agent).workflow,
             config=config,
             site=site,
             include=include,
@@ -203,8 +289,21 @@ class ChiltepinManager(Manager):
         """The exception an agent launched here stopped with, waiting up to ``timeout``
         for it to stop; None if it is running, stopped cleanly, or is not ours."""
         try:
-            await self.wait([agent], raise_error=True, timeout=timeout)
+            await self.wait([agent], timeout=timeout)
         except (BadEntityIdError, TimeoutError):
+            return None
+        return await self._failure_of(agent)
+
+    async def _failure_of(self, agent: AgentId[Any]) -> BaseException | None:
+        """The exception a stopped agent of ours ended with (None: clean, or cancelled)."""
+        try:
+            await self.wait([agent], raise_error=True, timeout=0)
+        except (BadEntityIdError, TimeoutError):
+            return None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and getattr(current, "cancelling", lambda: 0)():
+                raise  # we are being cancelled, not looking at a cancelled agent
             return None
         except Exception as failure:  # noqa: BLE001 - that is the agent's error
             return failure
@@ -215,15 +314,16 @@ class ChiltepinManager(Manager):
         return f"{name} ({agent})" if name else str(agent)
 
     def _check_executor(self, executor: str | None) -> None:
-        chosen = executor if executor is not None else self._default_executor
-        if chosen not in self._executors:
-            known = ", ".join(sorted(self._executors))
+        chosen = executor if executor is not None else self._chiltepin_default
+        executors = self._chiltepin_executors
+        if chosen not in executors:
+            known = ", ".join(sorted(executors))
             raise ConfigError(
                 f"no manager executor named {chosen!r}",
                 key="executor",
                 hint=f"available: {known}",
             )
-        if self._executors[chosen] is None and _process_runs_a_workflow():
+        if executors[chosen] is None and _process_runs_a_workflow():
             raise ConfigError(
                 f"executor {chosen!r} runs the agent in this process, which already runs a "
                 "Workflow (Parsl allows one per process) while the agent needs its own",
@@ -232,7 +332,7 @@ class ChiltepinManager(Manager):
             )
         from academy.exchange.local import LocalExchangeFactory
 
-        if self._executors[chosen] is not None and isinstance(
+        if executors[chosen] is not None and isinstance(
             self.exchange_factory, LocalExchangeFactory
         ):
             raise ConfigError(
@@ -243,38 +343,94 @@ class ChiltepinManager(Manager):
             )
 
 
-class ChiltepinBatch(_BatchLauncher):
-    """``manager.launch_batch()``: queue several launches, register them together."""
+@dataclasses.dataclass
+class _Queued:
+    agent: ChiltepinAgent  # prepared, not started
+    handle: AgentHandle[Any]
+    name: str | None
+    academy: dict[str, Any]
 
-    async def queue(  # noqa: PLR0913
+
+class ChiltepinBatch:
+    """``manager.launch_batch()``: queue several launches, register them together.
+
+    Made of Academy's public ``register_agents`` and ``launch(registration=...)``, as
+    Academy's own batch is. Each ``queue`` is checked at once; handles it returns are
+    unbound until the batch is submitted (at the end of ``async with``, or ``submit()``).
+    """
+
+    def __init__(self, manager: ChiltepinManager) -> None:
+        self.manager = manager
+        self._queued: list[_Queued] = []
+        self._closed = False
+
+    async def __aenter__(self) -> ChiltepinBatch:
+        return self
+
+    async def __aexit__(
         self,
-        agent: Any,
-        *,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._closed:
+            return
+        if exc is not None:
+            self._closed = True
+            self._queued.clear()
+            return
+        await self.submit()
+
+    async def queue(
+        self,
+        agent: type[AgentT],
         args: tuple[Any, ...] | None = None,
         kwargs: dict[str, Any] | None = None,
-        agent_workflow_config: Any = None,
-        agent_workflow_include: Iterable[str] | None = None,
-        agent_workflow_run_dir: str | Path | None = None,
-        site: str | None = None,
-        **academy_kwargs: Any,
-    ) -> Any:
-        manager: ChiltepinManager = self._manager  # type: ignore[assignment]
-        check_launchable(agent)
-        check_init_args(agent, args, kwargs)
-        kwargs = dict(kwargs or {})
-        kwargs[SPEC_KWARG] = manager.workflow_spec(
-            agent,
-            config=agent_workflow_config,
-            include=agent_workflow_include,
-            run_dir=agent_workflow_run_dir,
-            site=site,
+        *,
+        name: str | None = None,
+        **options: Any,
+    ) -> AgentHandle[AgentT]:
+        """Check and queue one launch: ``launch``'s arguments, without ``registration``."""
+        if self._closed:
+            raise RuntimeError("batch is closed")
+        workflow = {key: options.pop(key) for key in WORKFLOW_OPTIONS if key in options}
+        prepared = self.manager.prepare(
+            agent, args=args, kwargs=kwargs, executor=options.get("executor"), **workflow
         )
-        manager._check_executor(academy_kwargs.get("executor"))
-        handle = await super().queue(agent, args=args, kwargs=kwargs, **academy_kwargs)
-        intents = getattr(self, "_intents", None)
-        if intents and getattr(intents[-1], "handle", None) is handle:
-            handle = intents[-1].handle = AgentHandle(manager=manager)
+        handle: AgentHandle[AgentT] = AgentHandle(manager=self.manager)
+        self._queued.append(_Queued(prepared, handle, name, options))
         return handle
+
+    async def submit(self) -> None:
+        """Register every queued agent (one consent prompt where the exchange batches
+        auth), then launch them in order; a failed launch retires the ones after it."""
+        if self._closed:
+            raise RuntimeError("batch is closed")
+        self._closed = True
+        queued, self._queued = self._queued, []
+        if not queued:
+            return
+        manager = self.manager
+        registrations = await manager.register_agents(
+            [(type(item.agent), item.name) for item in queued]
+        )
+        launched = 0
+        try:
+            for item, registration in zip(queued, registrations, strict=True):
+                item.handle.agent_id = registration.agent_id
+                manager._chiltepin_handles[registration.agent_id] = item.handle
+                await manager._launch_prepared(
+                    item.agent, registration=registration, name=item.name, **item.academy
+                )
+                launched += 1
+        except Exception:
+            orphans = registrations[launched:]
+            manager._chiltepin_handles.pop(orphans[0].agent_id, None)
+            await asyncio.gather(
+                *(manager.exchange_client.terminate(r.agent_id) for r in orphans),
+                return_exceptions=True,
+            )
+            raise
 
 
 def check_init_args(
@@ -289,7 +445,7 @@ def check_init_args(
         signature = inspect.signature(behaviour)
     except (TypeError, ValueError):
         return  # nothing to check against
-    plain = {k: v for k, v in (kwargs or {}).items() if k != SPEC_KWARG}
+    plain = dict(kwargs or {})
     try:
         signature.bind(*(args or ()), **plain)
     except TypeError as exc:
@@ -302,8 +458,16 @@ def check_init_args(
 def _process_runs_a_workflow() -> bool:
     import sys
 
-    parsl = sys.modules.get("parsl")
-    return parsl is not None and parsl.DataFlowKernelLoader._dfk is not None
+    if "parsl" not in sys.modules:
+        return False
+    import parsl
+    from parsl.errors import NoDataFlowKernelError
+
+    try:
+        parsl.dfk()
+    except NoDataFlowKernelError:
+        return False
+    return True
 
 
 def check_launchable(agent: Any) -> None:

@@ -1,4 +1,8 @@
-"""``AgentSystem``: a ChiltepinManager on a Workflow's executors and an exchange."""
+"""``AgentSystem``: a ChiltepinManager on a Workflow's executors and an exchange.
+
+chiltepin 0.1.7 calls it ``AgentRuntime`` (:mod:`chiltepin.agent_runtime`): one class,
+both names.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +12,33 @@ from collections.abc import Iterable
 from typing import Any
 
 from chiltepin.agents.exchange import exchange_settings, open_exchange
+from chiltepin.config.source import ResolvedResources, WorkflowSource, config_or_site
 from chiltepin.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+#: ``auth_method`` values (chiltepin 0.1.x, Academy's ``HttpExchangeFactory``).
+AUTH_METHODS = (None, "globus")
 
 
 class AgentSystem:
     """Everything a manager needs: where agents run and how they talk.
 
-    ``workflow``: a started :class:`~chiltepin.Workflow` whose executors run the agents;
-    ``executor_names``: which of them (default: all); ``exchange``: ``ExchangeSettings``,
-    a mapping of them, or an Academy ``ExchangeFactory`` (default: the site's, else an
-    embedded HTTP exchange on loopback that lives as long as each manager context).
+    ``workflow``: a started :class:`~chiltepin.Workflow` whose executors run the agents,
+    or a :class:`~chiltepin.config.source.WorkflowSource` the system makes that workflow
+    from; ``executor_names``: which executors (default: all); ``exchange``:
+    ``ExchangeSettings``, a mapping of them, or an Academy ``ExchangeFactory`` (default:
+    the site's, else an embedded HTTP exchange on loopback that lives as long as each
+    manager context).
 
-    With ``site=`` and no workflow, the system makes ``Workflow(site=..., include=
-    executor_names)`` itself, starts it for each manager and cleans it up after.
+    With ``site=`` (or a WorkflowSource) and no started workflow, the system makes
+    ``Workflow(site=..., include=executor_names)`` itself, starts it for each manager and
+    cleans it up after. The site profile is read once, here.
+
+    As in chiltepin 0.1.x, ``exchange_address`` and ``auth_method`` may name the exchange
+    instead: ``auth_method="globus"`` is Academy's hosted exchange (at
+    ``exchange_address`` if given), otherwise ``exchange_address`` is an HTTP exchange
+    (``http(s)://HOST:PORT``) or a Redis server (``redis://HOST[:PORT]``).
 
     ``async with await system.manager() as manager:`` gives a :class:`ChiltepinManager`.
 
@@ -32,21 +48,25 @@ class AgentSystem:
     An agent launched beyond that waits, unstarted, for a worker to free up.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         workflow: Any = None,
         executor_names: Iterable[str] | None = None,
+        exchange_address: str | None = None,
+        auth_method: str | None = None,
         *,
         exchange: Any = None,
         site: str | None = None,
         default_executor: str | None = None,
         max_retries: int = 0,
     ) -> None:
-        if workflow is not None and site is not None:
-            raise ConfigError(
-                "give AgentSystem either a workflow or a site, not both",
-                hint="the site's workflow is made from its profile",
-            )
+        config_or_site(
+            workflow,
+            site,
+            labels=("a workflow", "a site"),
+            subject="AgentSystem",
+            hint="the site's workflow is made from its profile",
+        )
         if workflow is None and site is None:
             raise ConfigError(
                 "AgentSystem needs the workflow its agents run on",
@@ -54,19 +74,28 @@ class AgentSystem:
             )
         if isinstance(executor_names, str):
             executor_names = [executor_names]
-        self.workflow = workflow
         self.executor_names = list(executor_names) if executor_names is not None else None
-        self.site = site
         self.default_executor = default_executor
         self.max_retries = max_retries
-        self._site_profile: Any = None
-        if site is not None:
-            from chiltepin.agents._site import load_site
-
-            self._site_profile = load_site(site)
-            if exchange is None:
-                exchange = getattr(self._site_profile, "exchange", None)
+        self._resolved: ResolvedResources | None = None
+        if site is not None or isinstance(workflow, WorkflowSource):
+            source = WorkflowSource.of(workflow, site=site, include=self.executor_names)
+            self._resolved = source.resolve()
+            workflow = None
+        self.workflow = workflow
+        self.site = self._resolved.site if self._resolved is not None else None
+        exchange = _exchange_choice(exchange, exchange_address, auth_method)
+        if exchange is None and self._resolved is not None:
+            exchange = self._resolved.exchange
         self.exchange = exchange_settings(exchange)
+        self.exchange_address = exchange_address
+        self.auth_method = auth_method
+        self._executors: dict[str, Any] | None = None
+
+    @property
+    def executors(self) -> dict[str, Any] | None:
+        """The executors (one per name) of the latest manager; None before the first."""
+        return self._executors
 
     async def manager(self) -> Any:
         """A new :class:`ChiltepinManager`; use it as ``async with`` to close it.
@@ -85,12 +114,14 @@ class AgentSystem:
             from chiltepin.agents._pool import pool_executors
 
             factory, stop_exchange = await open_exchange(self.exchange)
+            executors = pool_executors(workflow.dfk, names)
             manager = await ChiltepinManager.from_exchange_factory(
                 factory,
-                executors=pool_executors(workflow.dfk, names),
+                executors=executors,
                 default_executor=self.default_executor or names[0],
                 max_retries=self.max_retries,
             )
+            self._executors = executors
         except BaseException:
             if stop_exchange is not None:
                 await stop_exchange()
@@ -112,11 +143,9 @@ class AgentSystem:
                     "(and workflow.cleanup() after the manager context)",
                 )
             return self.workflow, False
-        from chiltepin.agents._site import require_sites
         from chiltepin.workflow import Workflow
 
-        require_sites()
-        return Workflow(site=self.site, include=self.executor_names), True
+        return Workflow(self._resolved), True
 
     def _executor_names(self, workflow: Any) -> list[str]:
         names = self.executor_names or list(workflow.executor_names)
@@ -135,3 +164,26 @@ class AgentSystem:
                 hint=f"choose one of: {', '.join(names)}",
             )
         return names
+
+
+def _exchange_choice(exchange: Any, address: str | None, auth_method: str | None) -> Any:
+    """``exchange``, or the exchange 0.1.x's ``exchange_address``/``auth_method`` name."""
+    if address is None and auth_method is None:
+        return exchange
+    if exchange is not None:
+        raise ConfigError(
+            "give AgentSystem either exchange or exchange_address/auth_method, not both",
+            key="exchange",
+        )
+    if auth_method not in AUTH_METHODS:
+        raise ConfigError(
+            f"auth_method {auth_method!r} is not supported",
+            key="auth_method",
+            hint="use 'globus' (Academy's hosted exchange, Globus login) or None "
+            "(an exchange without login at exchange_address)",
+        )
+    if auth_method == "globus":
+        return {"kind": "hosted", **({"url": address} if address is not None else {})}
+    from chiltepin.agents.exchange import parse_exchange_url
+
+    return parse_exchange_url(str(address), option="exchange_address")

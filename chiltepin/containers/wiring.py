@@ -78,36 +78,22 @@ class ContainerPlan:
         *,
         run_dir: str,
         run_id: str,
-        site: str | None = None,
+        origins: Mapping[str, Where] | None = None,
         workdir: str | None = None,
     ) -> None:
         self.resources = dict(resources)
         self.run_dir = str(run_dir)
         self.run_id = run_id
-        self.site = site
+        #: Per executor: where its container settings came from (for error messages).
+        self.origins = dict(origins or {})
         self.workdir = workdir or os.getcwd()
-        self._site: Any = None
         self.entries: dict[str, _Containerized] = {}
         for name, res in self.resources.items():
             settings = getattr(res, "container", None)
             if settings is None:
                 continue
-            where = self._where(name)
+            where = self.origins.get(name) or Where(executor=name)
             self.entries[name] = _Containerized(name, res, checked_runtime(res, where), where)
-
-    def _where(self, executor: str) -> Where:
-        """Site, executor and (for a site profile) the file and line of its container."""
-        if self.site is None:
-            return Where(executor=executor)
-        try:
-            if self._site is None:
-                from chiltepin.sites import load_site
-
-                self._site = load_site(self.site)
-            provenance = self._site.resolve(executor)[1]
-        except Exception:  # noqa: BLE001 - only decorates messages
-            provenance = {}
-        return Where.of(self.site, executor, provenance)
 
     def __bool__(self) -> bool:
         return bool(self.entries)

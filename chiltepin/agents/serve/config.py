@@ -27,9 +27,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chiltepin.config.schema import ExchangeSettings, _KeyProblem
+from chiltepin.config.schema import ExchangeSettings
 from chiltepin.errors import ConfigError, did_you_mean
 
 SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -85,16 +85,6 @@ class ServiceConfig(BaseModel):
                 raise ValueError(f"invalid environment variable name {key!r}")
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ServiceConfig:
-        if self.site is not None and self.agent_workflow_config is not None:
-            raise _KeyProblem(
-                "agent_workflow_config",
-                "give either site or agent_workflow_config, not both",
-                "a site profile already defines the agent's resources",
-            )
-        return self
-
 
 @dataclasses.dataclass(frozen=True)
 class AgentService:
@@ -103,7 +93,7 @@ class AgentService:
     config: ServiceConfig
     path: Path  # absolute
     agent_cls: type
-    workflow_spec: Any  # AgentWorkflowSpec
+    workflow_spec: Any  # chiltepin.agents.spec.AgentWorkflowSpec
     exchange: ExchangeSettings
 
     @property
@@ -172,8 +162,8 @@ def load_service(path: str | Path) -> AgentService:
     add_python_path([str(directory / p) for p in config.python_path])
     agent_cls = _import_agent(config.agent, problem)
     _check_agent(agent_cls, config, problem)
-    spec = _workflow_spec(agent_cls, config, directory, origin, problem)
-    exchange = _exchange(config, problem)
+    spec, resolved = _workflow_spec(agent_cls, config, directory, origin, problem)
+    exchange = _exchange(config, problem, resolved.exchange if resolved is not None else None)
     return AgentService(
         config=config, path=path, agent_cls=agent_cls, workflow_spec=spec, exchange=exchange
     )
@@ -222,32 +212,42 @@ def _check_agent(agent_cls: Any, config: ServiceConfig, problem: Any) -> None:
 
 def _workflow_spec(
     agent_cls: type, config: ServiceConfig, directory: Path, origin: Any, problem: Any
-) -> Any:
-    from chiltepin.agents.behaviour import DEFINITION_ATTR
+) -> tuple[Any, Any]:
+    """The agent's workflow spec, and its resolved resources (None when its config file is
+    not on this machine)."""
+    from chiltepin.agents._definition import definition_of
     from chiltepin.agents.spec import AgentWorkflowSpec
+    from chiltepin.config.source import config_or_site
 
-    definition = agent_cls.__dict__[DEFINITION_ATTR]
+    try:
+        config_or_site(
+            config.agent_workflow_config,
+            config.site,
+            labels=("site", "agent_workflow_config"),
+            hint="a site profile already defines the agent's resources",
+        )
+    except ConfigError as exc:
+        raise problem(exc.reason, "agent_workflow_config", exc.hint) from None
+    definition = definition_of(agent_cls)
     workflow_config: Any = config.agent_workflow_config
     if isinstance(workflow_config, str):
         workflow_config = str(directory / workflow_config)
     run_dir = config.agent_workflow_run_dir
-    default_run_dir = definition.run_dir
     if run_dir is not None:
         run_dir = str(directory / run_dir)
     try:
         spec = AgentWorkflowSpec.for_launch(
             config.name,
-            default_include=definition.include,
-            default_run_dir=default_run_dir,
+            defaults=definition.workflow,
             config=workflow_config,
             site=config.site,
             include=config.agent_workflow_include,
             run_dir=run_dir,
         )
-        spec.check()
+        resolved = spec.check()
     except ConfigError as exc:
         raise _relocate(exc, config, origin) from None
-    return spec
+    return spec, resolved
 
 
 def _relocate(exc: ConfigError, config: ServiceConfig, origin: Any) -> ConfigError:
@@ -267,13 +267,10 @@ def _relocate(exc: ConfigError, config: ServiceConfig, origin: Any) -> ConfigErr
     return ConfigError(exc.reason, source=source, line=line, key=key, hint=exc.hint)
 
 
-def _exchange(config: ServiceConfig, problem: Any) -> ExchangeSettings:
-    exchange = config.exchange
-    if exchange is None and config.site is not None:
-        from chiltepin.agents._site import load_site
-
-        exchange = load_site(config.site).exchange
-    exchange = exchange or ExchangeSettings()
+def _exchange(
+    config: ServiceConfig, problem: Any, site_exchange: ExchangeSettings | None
+) -> ExchangeSettings:
+    exchange = config.exchange or site_exchange or ExchangeSettings()
     from chiltepin.agents.exchange import get_kind
 
     refusal = get_kind(exchange.kind).service_refusal()

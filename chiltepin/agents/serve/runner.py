@@ -88,8 +88,6 @@ def supervise(argv: list[str]) -> int:
 
 async def run_service(service: AgentService) -> None:
     """Register the agent, run it, and always clean up after it."""
-    from chiltepin.agents.spec import SPEC_KWARG
-
     quiet_cancelled_requests()
     lock = _lock(service)  # held for this process's life: one serve per name
     try:
@@ -103,11 +101,10 @@ async def run_service(service: AgentService) -> None:
     watch = _watch_supervisor(stop)
     server = None
     try:
-        # The user's __init__ runs first: nothing is registered if it fails.
-        agent = service.agent_cls(
-            *service.config.args,
-            **{**service.config.kwargs, SPEC_KWARG: service.workflow_spec},
+        agent = service.agent_cls.with_workflow(
+            service.workflow_spec, tuple(service.config.args), dict(service.config.kwargs)
         )
+        agent.build_behaviour()  # the user's __init__ first: nothing is registered if it fails
         url = None
         server = get_kind(service.exchange.kind).server(service.exchange)
         if server is not None:
@@ -213,13 +210,15 @@ def _left_registration(service: AgentService, previous: ServiceState | None) -> 
 
 
 def _state(service: AgentService, agent: Any, registration: Any, url: str | None) -> ServiceState:
+    from chiltepin.agents._academy_compat import action_names
+
     exchange_url = url if url is not None else service.exchange.url
     return ServiceState(
         name=service.name,
         agent_id=str(registration.agent_id.uid),
         agent=service.config.agent,
         agent_class=service.agent_class_name,
-        actions=sorted(agent._agent_actions()),
+        actions=action_names(agent),
         exchange=service.exchange.model_dump(mode="json", exclude_unset=True),
         exchange_url=exchange_url,
         registration=registration.model_dump(mode="json"),
