@@ -20,7 +20,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*$"
 NAME_RE = re.compile(NAME_PATTERN)
 NAME_HINT = (
     f"use up to {NAME_MAX_LENGTH} letters, digits, '-', '_' and '.', starting with a letter "
-    "or digit (no '/', '..' or spaces)"
+    "or digit; no '/', '..' or spaces"
 )
 
 

@@ -12,13 +12,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from chiltepin import names
+from chiltepin.names import NAME_RE  # noqa: F401 - the one name rule, re-exported
+
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 # Values that end up in #SBATCH/#PBS lines or on a command line: no spaces, quotes or '$'.
 SchedulerToken = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.,:=+&|()\[\]*!%/@-]+$")]
 
 WALLTIME_RE = re.compile(r"^\d+:[0-5]\d:[0-5]\d$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 Provider = Literal["localhost", "slurm", "pbspro"]
 
@@ -217,5 +219,5 @@ def resource_json_schema() -> dict[str, Any]:
     schema = TypeAdapter(dict[str, AnyResource]).json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "chiltepin resource configuration"
-    schema["propertyNames"] = {"pattern": NAME_RE.pattern}
+    schema["propertyNames"] = names.json_schema()
     return schema

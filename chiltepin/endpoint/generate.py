@@ -25,6 +25,7 @@ from pydantic import TypeAdapter
 from chiltepin._version import __version__
 from chiltepin.config.schema import WALLTIME_RE, Resource, SchedulerToken
 from chiltepin.endpoint.containers import engine_container
+from chiltepin.names import check_name
 
 TEMPLATE = "user_config_template.yaml.j2"
 SCHEMA = "user_config_schema.json"
@@ -66,6 +67,13 @@ class EndpointPlan:
 
 def generate(plan: EndpointPlan) -> dict[str, str]:
     """File name -> content of every generated file (the identity mapping is not one)."""
+    # Names are written into the template and its comments: only valid names may get there.
+    for kind, value in (
+        ("endpoint", plan.name),
+        ("site", plan.site),
+        *(("executor", n) for n in plan.executors),
+    ):
+        check_name(kind, value)
     return {
         CONFIG: config_yaml(plan),
         TEMPLATE: template(plan),

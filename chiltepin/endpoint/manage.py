@@ -19,6 +19,7 @@ from pathlib import Path
 from chiltepin.endpoint import generate as gen
 from chiltepin.endpoint.errors import EndpointError, one_line
 from chiltepin.endpoint_ids import endpoints_dir
+from chiltepin.names import check_name
 
 CLIENT_ID_ENV = "GLOBUS_COMPUTE_CLIENT_ID"
 CLIENT_SECRET_ENV = "GLOBUS_COMPUTE_CLIENT_SECRET"
@@ -47,6 +48,7 @@ def endpoint_dir(name: str) -> Path:
     """The directory of a configured endpoint given by name or registered UUID."""
     base = endpoints_dir()
     if not _is_uuid(name):
+        check_name("endpoint", name)
         path = base / name
         if not (path / "config.yaml").is_file():
             known = ", ".join(e.name for e in list_endpoints()) or "none"

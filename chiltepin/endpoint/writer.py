@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chiltepin import names
 from chiltepin.config.schema import EndpointSettings
 from chiltepin.endpoint import generate as gen
 from chiltepin.endpoint.containers import cached_image
@@ -57,13 +58,15 @@ class ConfigureResult:
 
 
 def check_name(name: str) -> None:
-    """globus-compute-endpoint's own rule for endpoint names (they become paths)."""
+    """globus-compute-endpoint's own rule for endpoint names (they become paths), and the
+    toolkit's name rule (chiltepin.names)."""
     from globus_compute_endpoint.endpoint.endpoint import Endpoint
 
     try:
         Endpoint.validate_endpoint_name(name)
     except ValueError as exc:
         raise EndpointError(one_line(exc)) from None
+    names.check_name("endpoint", name)
     import uuid
 
     try:

@@ -11,12 +11,17 @@ from typing import Any
 
 from chiltepin.config.loader import Origin, Path_, read_yaml, require_mapping, validate_model
 from chiltepin.errors import ConfigError, did_you_mean
+from chiltepin.names import check_name, is_valid_name
 from chiltepin.sites.paths import layer_dirs
 from chiltepin.sites.schema import SiteProfile
 from chiltepin.sites.site import Site
 
 #: Files in a profile directory that are not sites.
 NOT_SITES = {"template"}
+_SITE_NAME_HINT = (
+    "a site name is a profile's file name without .yaml (see: chiltepin site list); "
+    "to check a file, give its path ending in .yaml"
+)
 
 
 class SiteRegistry:
@@ -31,11 +36,13 @@ class SiteRegistry:
             for d in self.dirs
             if d.is_dir()
             for f in d.glob("*.yaml")
-            if f.stem not in NOT_SITES
+            if f.stem not in NOT_SITES and is_valid_name(f.stem)
         }
         return sorted(found)
 
     def files(self, name: str) -> list[Path]:
+        """The layers' files of site ``name`` (a valid name: it cannot leave the layers)."""
+        check_name("site", name, hint=_SITE_NAME_HINT)
         return [d / f"{name}.yaml" for d in self.dirs if (d / f"{name}.yaml").is_file()]
 
     def load(self, name: str) -> Site:
@@ -83,6 +90,12 @@ class SiteRegistry:
         path = Path(path)
         data, lines = read_yaml(path)
         data = require_mapping(data, str(path), "site profile")
+        check_name(
+            "site",
+            path.stem,
+            source=str(path),
+            hint="a profile file is named <site>.yaml; rename it",
+        )
         if data.get("merge") is True:
             base = SiteRegistry([*self.dirs, path.parent])
             return base.load(path.stem)

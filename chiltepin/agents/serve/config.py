@@ -30,9 +30,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chiltepin.config.schema import ExchangeSettings, _KeyProblem
-from chiltepin.errors import ConfigError, did_you_mean
+from chiltepin.errors import ConfigError, did_you_mean, shown
+from chiltepin.names import NAME_HINT, NAME_RE, is_valid_name
 
-SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: Service names follow the one name rule (chiltepin.names).
+SERVICE_NAME_RE = NAME_RE
 AGENT_REF_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -60,11 +62,8 @@ class ServiceConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not SERVICE_NAME_RE.match(value):
-            raise ValueError(
-                f"invalid service name {value!r}: use up to 64 letters, digits, '-', '_' "
-                "and '.', starting with a letter or digit"
-            )
+        if not is_valid_name(value):
+            raise ValueError(f"invalid service name {shown(value)}: {NAME_HINT}")
         return value
 
     @field_validator("agent")
