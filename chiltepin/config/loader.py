@@ -131,9 +131,7 @@ def parse_json(text: str, source: str, what: str = "file") -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{what} is not valid JSON: {exc.msg}", source=source, line=exc.lineno
-        ) from None
+        raise ConfigError(f"invalid JSON: {exc.msg}", source=source, line=exc.lineno) from None
     except RecursionError:
         raise ConfigError(f"{what} is nested too deeply", source=source) from None
 

@@ -120,10 +120,9 @@ def has_credentials() -> bool:
 
 def read_credentials(path: str | Path) -> dict[str, str]:
     """``KEY=VALUE`` lines (a systemd EnvironmentFile) with the Globus client credentials."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise EndpointError(f"credentials file {path}: {exc.strerror}") from None
+    from chiltepin.config.loader import read_text_file
+
+    text = read_text_file(path, "credentials file")
     values = {}
     for line in text.splitlines():
         key, sep, value = line.strip().partition("=")

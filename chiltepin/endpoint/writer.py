@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chiltepin import names
+from chiltepin.config.loader import read_text_file
 from chiltepin.config.schema import EndpointSettings
 from chiltepin.endpoint import generate as gen
 from chiltepin.endpoint.containers import cached_image
@@ -200,13 +201,10 @@ def configure(
 def _identity_mapping_text(source: str | Path | None, final: Path) -> str:
     """An explicit mapping file, else the one already configured, else GCE's example."""
     if source is not None:
-        try:
-            return Path(source).read_text()
-        except OSError as exc:
-            raise EndpointError(f"identity mapping {source}: {exc.strerror}") from None
+        return read_text_file(source, "identity mapping")
     existing = final / gen.IDENTITY_MAPPING
     if existing.is_file():
-        return existing.read_text()
+        return read_text_file(existing, "identity mapping")
     import globus_compute_endpoint.endpoint.endpoint as gce_endpoint
 
     example = Path(gce_endpoint.__file__).parent / "config" / "example_identity_mapping_config.json"

@@ -229,6 +229,14 @@ def _workflow_spec(
     workflow_config: Any = config.agent_workflow_config
     if isinstance(workflow_config, str):
         workflow_config = str(directory / workflow_config)
+        # The service runs on this machine: its workflow's file must be here too.
+        if not Path(workflow_config).is_file():
+            raise problem(
+                f"agent_workflow_config file {workflow_config} "
+                + ("is not a file" if Path(workflow_config).exists() else "does not exist"),
+                "agent_workflow_config",
+                "relative paths are relative to this service file",
+            )
     run_dir = config.agent_workflow_run_dir
     default_run_dir = definition.run_dir
     if run_dir is not None:
@@ -249,21 +257,36 @@ def _workflow_spec(
     return spec
 
 
+#: Messages of chiltepin.config.resources.select: the include list is what is wrong.
+_INCLUDE_PROBLEMS = ("included resource", "include selects")
+
+
 def _relocate(exc: ConfigError, config: ServiceConfig, origin: Any) -> ConfigError:
-    """A problem in an inline ``agent_workflow_config`` mapping (or in
-    ``agent_workflow_include`` without one): point into this file."""
+    """Point a problem found while checking the agent's workflow at the key of this file
+    that caused it: an inline ``agent_workflow_config`` entry, ``agent_workflow_include``
+    or ``site``. Problems inside another file (a profile, a config file) name that file."""
     inline = config.agent_workflow_config
-    if exc.source not in ("<config dict>", "<built-in>") or isinstance(inline, str):
-        return exc
-    if isinstance(inline, dict) and exc.entry in inline:
+    reason = exc.reason
+    if reason.startswith(_INCLUDE_PROBLEMS):
+        if config.site is not None:
+            reason += f" in site '{config.site}'"
+        elif isinstance(inline, str):
+            reason += f" in {exc.source}"
+        if config.agent_workflow_include is not None:
+            where: tuple[str, ...] = ("agent_workflow_include",)
+        else:  # the class's default include
+            where = ("agent",)
+            reason += f" (the default agent_workflow_include of '{config.agent}')"
+    elif exc.source is None and config.site is not None:  # the site itself: unknown, bad name
+        where = ("site",)
+    elif exc.source in ("<config dict>", "<built-in>") and isinstance(inline, dict):
         keys = tuple(exc.key.split(".")) if exc.key else ()
-        where = ("agent_workflow_config", exc.entry, *keys)
-        key = ".".join(where)
-    else:  # e.g. agent_workflow_include names a resource the mapping lacks
-        where = ("agent_workflow_include",)
-        key = "agent_workflow_include"
+        where = ("agent_workflow_config", *((exc.entry,) if exc.entry else ()), *keys)
+    else:
+        return exc
     source, line = origin.locate(where)
-    return ConfigError(exc.reason, source=source, line=line, key=key, hint=exc.hint)
+    key = ".".join(where)
+    return ConfigError(reason, source=source, line=line, key=key, hint=exc.hint)
 
 
 def _exchange(config: ServiceConfig, problem: Any) -> ExchangeSettings:
