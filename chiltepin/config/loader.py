@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -380,7 +381,7 @@ def _to_config_error(
         hint = NAME_HINT
     elif err["type"] == "string_pattern_mismatch":
         message = f"{value} contains characters this value may not have"
-        hint = "use letters, digits and . , : = + - _ only; no spaces, quotes or '$'"
+        hint = _allowed_characters(ctx.get("pattern", ""))
     elif err["type"] == "string_too_short":
         message = "must not be empty"
     elif err["type"] == "string_too_long":
@@ -515,6 +516,25 @@ def _fields_at(model: type[BaseModel], loc: Path_) -> list[str]:
         if isinstance(member, type) and issubclass(member, BaseModel):
             return list(member.model_fields)
     return []
+
+
+def _allowed_characters(pattern: str) -> str | None:
+    """A hint read off a one-character-class pattern such as ``^[A-Za-z0-9_.:-]+$``."""
+    match = re.fullmatch(r"\^\[(.+)\][+*]\$", pattern)
+    if not match:
+        return f"it must match {pattern}" if pattern else None
+    body = match.group(1)
+    words = []
+    for span, word in (("A-Za-z", "letters"), ("0-9", "digits")):
+        if span in body:
+            words.append(word)
+            body = body.replace(span, "")
+    chars = re.sub(r"\\(.)", r"\1", body)
+    others = " ".join(dict.fromkeys(chars))
+    hint = f"use {', '.join(words)}{' and ' + others if others else ''} only"
+    if not any(c in chars for c in " '\"$"):
+        hint += "; no spaces, quotes or '$'"
+    return hint
 
 
 _TYPE_NAMES: dict[Any, str] = {

@@ -188,15 +188,33 @@ class Resource(_Strict):
 
 
 class RemoteResource(BaseModel):
-    """A Globus Compute endpoint; every key but ``endpoint`` is its user endpoint config."""
+    """A Globus Compute endpoint; every key but ``endpoint`` is its user endpoint config.
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    The options endpoints made by ``chiltepin endpoint configure`` take are checked here
+    with the same types as a resource's (and as those endpoints' user_config_schema.json);
+    other keys pass through to the endpoint as they are.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
     endpoint: str = Field(min_length=1, description="Endpoint UUID or local endpoint name")
+    executor: str | None = Field(
+        default=None, pattern=names.NAME_PATTERN, max_length=names.NAME_MAX_LENGTH
+    )
+    partition: SchedulerToken | None = None
+    account: SchedulerToken | None = None
+    queue: SchedulerToken | None = None
+    walltime: Walltime | None = None
+    nodes_per_block: PositiveInt | None = None
+    max_blocks: PositiveInt | None = None
+    max_workers_per_node: PositiveInt | None = None
+    worker_init: str | None = None
 
     @property
     def user_endpoint_config(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        options = self.model_dump(exclude_unset=True)
+        options.pop("endpoint", None)
+        return options
 
 
 AnyResource = Resource | RemoteResource

@@ -42,7 +42,8 @@ HTEX_LAUNCHERS = {
 }
 PROVIDERS = {"localhost": "LocalProvider", "slurm": "SlurmProvider", "pbspro": "PBSProProvider"}
 
-_TOKEN_PATTERN: str = TypeAdapter(SchedulerToken).json_schema()["pattern"]
+#: The JSON Schema of account/queue options: the very type resources and profiles use.
+_TOKEN_SCHEMA: dict[str, Any] = TypeAdapter(SchedulerToken).json_schema()
 
 
 @dataclass
@@ -154,12 +155,8 @@ def schema(plan: EndpointPlan) -> dict[str, Any]:
         if partitions:
             props["partition"] = {"type": "string", "enum": partitions}
     if batch:
-        props["account"] = {"type": "string", "pattern": _TOKEN_PATTERN}
-        props["queue"] = {
-            "type": "string",
-            "pattern": _TOKEN_PATTERN,
-            "description": "Slurm QOS or PBS queue",
-        }
+        props["account"] = dict(_TOKEN_SCHEMA)
+        props["queue"] = {**_TOKEN_SCHEMA, "description": "Slurm QOS or PBS queue"}
         props["walltime"] = {
             "type": "string",
             "pattern": WALLTIME_RE.pattern,
