@@ -129,12 +129,30 @@ def read_json(path: str | Path, what: str = "file") -> Any:
 
 
 def parse_json(text: str, source: str, what: str = "file") -> Any:
+    """JSON ``text`` (from ``source``) with unique keys, or one ConfigError."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in data:
+                raise ConfigError(
+                    f"{what} repeats key {shown(key)}",
+                    source=source,
+                    hint="JSON object keys must be unique; remove one of them",
+                )
+            data[key] = value
+        return data
+
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=unique)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"invalid JSON: {exc.msg}", source=source, line=exc.lineno) from None
     except RecursionError:
         raise ConfigError(f"{what} is nested too deeply", source=source) from None
+    except ConfigError:
+        raise
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise ConfigError(f"invalid JSON: {exc}", source=source) from None
 
 
 def read_yaml(path: str | Path, what: str = "file") -> tuple[Any, LineMap]:

@@ -26,7 +26,7 @@ Provider = Literal["localhost", "slurm", "pbspro"]
 
 
 def _check_walltime(value: str) -> str:
-    if not WALLTIME_RE.match(value):
+    if not WALLTIME_RE.fullmatch(value):  # fullmatch: '$' alone lets "01:00:00\n" through
         raise ValueError(f"walltime must be HH:MM:SS, got {value!r} (e.g. '01:30:00')")
     return value
 

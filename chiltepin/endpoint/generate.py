@@ -42,8 +42,12 @@ HTEX_LAUNCHERS = {
 }
 PROVIDERS = {"localhost": "LocalProvider", "slurm": "SlurmProvider", "pbspro": "PBSProProvider"}
 
+#: Python's re (globus-compute-endpoint's jsonschema) lets '$' match before a final
+#: newline, pydantic's regex engine does not: refuse newlines outright so that an option
+#: is held to exactly the rule its resource key is.
+_ONE_LINE: dict[str, Any] = {"not": {"pattern": r"\n"}}
 #: The JSON Schema of account/queue options: the very type resources and profiles use.
-_TOKEN_SCHEMA: dict[str, Any] = TypeAdapter(SchedulerToken).json_schema()
+_TOKEN_SCHEMA: dict[str, Any] = {**TypeAdapter(SchedulerToken).json_schema(), **_ONE_LINE}
 
 
 @dataclass
@@ -160,6 +164,7 @@ def schema(plan: EndpointPlan) -> dict[str, Any]:
         props["walltime"] = {
             "type": "string",
             "pattern": WALLTIME_RE.pattern,
+            **_ONE_LINE,
             "description": "HH:MM:SS",
         }
         props["nodes_per_block"] = {"type": "integer", "minimum": 1}

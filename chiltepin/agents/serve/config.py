@@ -69,7 +69,7 @@ class ServiceConfig(BaseModel):
     @field_validator("agent")
     @classmethod
     def _agent(cls, value: str) -> str:
-        if not AGENT_REF_RE.match(value):
+        if not AGENT_REF_RE.fullmatch(value):
             raise ValueError(
                 f"agent must be 'package.module:ClassName', got {value!r} "
                 "(e.g. 'mypkg.models:WeatherModel')"
@@ -80,7 +80,7 @@ class ServiceConfig(BaseModel):
     @classmethod
     def _environment(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not ENV_NAME_RE.match(key):
+            if not ENV_NAME_RE.fullmatch(key):
                 raise ValueError(f"invalid environment variable name {key!r}")
         return value
 
