@@ -162,8 +162,9 @@ def read_yaml(path: str | Path, what: str = "file") -> tuple[Any, LineMap]:
 
 def parse_yaml(text: str, source: str) -> tuple[Any, LineMap]:
     """Parse ``text`` once: safe tags only, unique keys, bounded alias expansion and depth."""
-    loader = _Loader(text, source)
+    loader = None
     try:
+        loader = _Loader(text, source)  # checks for unprintable characters
         node = loader.get_single_node()
         if node is None:
             return None, {}
@@ -187,7 +188,8 @@ def parse_yaml(text: str, source: str) -> tuple[Any, LineMap]:
             f"invalid value: {exc}", source=source, hint="quote it to make it a string"
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 class _Loader(yaml.SafeLoader):

@@ -59,16 +59,7 @@ class SiteRegistry:
         for path in files:
             data, lines = read_yaml(path)
             data = require_mapping(data, str(path), "site profile")
-            merge = data.get("merge", False)
-            if not isinstance(merge, bool):
-                raise ConfigError(
-                    "expected bool",
-                    source=str(path),
-                    key="merge",
-                    line=lines.get(("merge",)),
-                    hint="use true or false",
-                )
-            if merge:
+            if _merge_flag(data, str(path), lines):
                 if not raw:
                     raise ConfigError(
                         f"profile merges into site '{name}', which no earlier layer defines",
@@ -96,7 +87,7 @@ class SiteRegistry:
             source=str(path),
             hint="a profile file is named <site>.yaml; rename it",
         )
-        if data.get("merge") is True:
+        if _merge_flag(data, str(path), lines):
             base = SiteRegistry([*self.dirs, path.parent])
             return base.load(path.stem)
         raw = dict(data)
@@ -111,6 +102,19 @@ class SiteRegistry:
                 if any(fnmatch.fnmatch(h, pattern) for h in hosts):
                     return name
         return None
+
+
+def _merge_flag(data: Any, source: str, lines: dict[Path_, int]) -> bool:
+    merge = data.get("merge", False)
+    if not isinstance(merge, bool):
+        raise ConfigError(
+            "expected bool",
+            source=source,
+            key="merge",
+            line=lines.get(("merge",)),
+            hint="use true or false",
+        )
+    return merge
 
 
 def build_site(name: str, raw: dict[str, Any], origin: Origin, files: list[str]) -> Site:
