@@ -251,7 +251,7 @@ def _write(path: Path, text: str) -> None:
 def _same(path: Path, text: str) -> bool:
     try:
         return path.read_text() == text and (path.stat().st_mode & 0o777) == FILE_MODE
-    except OSError:
+    except (OSError, ValueError):  # missing, unreadable, or not UTF-8: it will be replaced
         return False
 
 
