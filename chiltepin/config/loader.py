@@ -67,6 +67,8 @@ def read_text_file(path: str | Path, what: str = "file", *, max_bytes: int = MAX
         raise ConfigError(f"{what} is a directory", source=source, hint="name a file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {what}: {exc.strerror}", source=source) from None
+    except ValueError:  # a NUL byte in the path
+        raise ConfigError(f"invalid {what} name", source=shown(source)) from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
@@ -107,6 +109,7 @@ def _read_at_most(fd: int, limit: int) -> bytes:
 
 
 def decode_text(data: bytes, source: str, what: str, *, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """``data`` as text, if it is at most ``max_bytes`` of UTF-8 (a BOM is dropped)."""
     if len(data) > max_bytes:
         raise ConfigError(
             f"{what} is too large (more than {max_bytes // 1024} KiB)",
