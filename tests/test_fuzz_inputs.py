@@ -16,6 +16,7 @@ import io
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -595,8 +596,6 @@ def test_base_documents_are_valid(workspace, kind):
         code, out, err = run_in_process(kind.argv(doc, work))
     finally:
         doc.unlink()
-        import shutil
-
         shutil.rmtree(work / "units", ignore_errors=True)
     assert code == 0, err
 
