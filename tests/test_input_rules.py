@@ -212,6 +212,7 @@ def test_unit_output_must_be_a_directory(tmp_path):
 def test_argument_errors_are_one_line():
     one_line_error(cli("config", "validate"), "the following arguments are required: file")
     one_line_error(cli("no-such-command"), "invalid choice: 'no-such-command'")
+    one_line_error(cli("agent", "call", "x", "a", "--args", "[" * 50_000), "--args is nested too")
 
 
 # --- service files: what is found after loading names the file and key ---------------------

@@ -269,6 +269,8 @@ def _json_arg(text: str, option: str, kind: type, example: str) -> Any:
         value = json.loads(text)
     except ValueError as exc:
         raise ConfigError(f"{option} is not valid JSON: {exc}", hint=example) from None
+    except RecursionError:
+        raise ConfigError(f"{option} is nested too deeply", hint=example) from None
     if not isinstance(value, kind):
         raise ConfigError(
             f"{option} must be {example.split(',')[0]}, got {type(value).__name__}",
