@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from pathlib import Path
@@ -27,10 +26,14 @@ def resolve_endpoint_id(ref: str) -> str:
     """Return the endpoint UUID for ``ref`` (a UUID, or a configured endpoint's name)."""
     if is_uuid(ref):
         return ref
+    from chiltepin.config.loader import read_json
+    from chiltepin.names import check_name
+
+    check_name("endpoint", ref, key="endpoint", hint="give a UUID or a local endpoint's name")
     info = endpoints_dir() / ref / "endpoint.json"
     try:
-        return json.loads(info.read_text())["endpoint_id"]
-    except (OSError, ValueError, KeyError):
+        return str(read_json(info)["endpoint_id"])
+    except (ConfigError, TypeError, KeyError):
         raise ConfigError(
             f"endpoint '{ref}' is neither a UUID nor a registered local endpoint",
             key="endpoint",

@@ -10,7 +10,22 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import Any, ClassVar
+
+#: How much of a value (or of one part of a message) an error shows.
+SHOWN_VALUE_CHARS = 80
+MESSAGE_PART_CHARS = 1000
+
+
+def shorten(text: str, limit: int = MESSAGE_PART_CHARS) -> str:
+    """``text`` on one line (line breaks become spaces), at most ``limit`` characters."""
+    text = " ".join(str(text).splitlines())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown(value: Any, limit: int = SHOWN_VALUE_CHARS) -> str:
+    """``repr(value)`` bounded for an error message: a multi-MB value is never echoed."""
+    return shorten(repr(value), limit)
 
 
 class ChiltepinError(Exception):
@@ -43,20 +58,22 @@ class ConfigError(ChiltepinError, ValueError):
         self.key = key
         self.line = line
         self.hint = hint
-        self.reason = message
+        self.reason = shorten(message)
         super().__init__(self._format())
 
     def _format(self) -> str:
+        # Every part bounded and on one line: the CLI prints exactly one line per error.
         where = []
         if self.source:
-            where.append(f"{self.source}:{self.line}" if self.line else self.source)
+            source = shorten(self.source)
+            where.append(f"{source}:{self.line}" if self.line else source)
         if self.entry:
-            where.append(f"{self.entry_kind} '{self.entry}'")
+            where.append(f"{self.entry_kind} '{shorten(self.entry, SHOWN_VALUE_CHARS)}'")
         if self.key:
-            where.append(f"key '{self.key}'")
+            where.append(f"key '{shorten(self.key, SHOWN_VALUE_CHARS)}'")
         text = ": ".join(where + [self.reason]) if where else self.reason
         if self.hint:
-            text += f" (hint: {self.hint})"
+            text += f" (hint: {shorten(self.hint)})"
         return text
 
 

@@ -11,6 +11,8 @@ import json
 import sys
 from typing import Any
 
+from chiltepin.cli.args import output_dir, positive_seconds
+
 TARGET_HELP = "service name, agent UUID, or a unique prefix of a service's agent UUID"
 
 
@@ -29,14 +31,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     unit = cmds.add_parser("unit", help="write a systemd user unit that keeps a service up")
     unit.add_argument("config", help="agent service file (YAML)")
     unit.add_argument(
-        "-o", "--output", metavar="DIR", help="write the unit into DIR (default: print it)"
+        "-o",
+        "--output",
+        metavar="DIR",
+        type=output_dir,
+        help="write the unit into DIR (default: print it)",
     )
     unit.set_defaults(handler=_unit)
 
     launch = cmds.add_parser("launch", help="start a service in the background; print its ID")
     launch.add_argument("config", help="agent service file (YAML)")
     launch.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds to wait for the agent (300)"
+        "--timeout",
+        type=positive_seconds,
+        default=300.0,
+        help="seconds to wait for the agent (300)",
     )
     launch.set_defaults(handler=_launch)
 
@@ -57,14 +66,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     call.add_argument("action")
     call.add_argument("--args", default="[]", metavar="JSON", help="positional args, a JSON list")
     call.add_argument("--kwargs", default="{}", metavar="JSON", help="keyword args, a JSON object")
-    call.add_argument("--timeout", type=float, default=None, help="seconds to wait for it")
+    call.add_argument(
+        "--timeout", type=positive_seconds, default=None, help="seconds to wait for it"
+    )
     _exchange_options(call)
     call.set_defaults(handler=_call)
 
     shutdown = cmds.add_parser("shutdown", help="stop an agent and wait for its service to exit")
     shutdown.add_argument("target", metavar="NAME|ID", help=TARGET_HELP)
     shutdown.add_argument(
-        "--timeout", type=float, default=120.0, help="seconds to wait for it (120)"
+        "--timeout", type=positive_seconds, default=120.0, help="seconds to wait for it (120)"
     )
     _exchange_options(shutdown)
     shutdown.set_defaults(handler=_shutdown)
@@ -263,6 +274,8 @@ def _json_arg(text: str, option: str, kind: type, example: str) -> Any:
         value = json.loads(text)
     except ValueError as exc:
         raise ConfigError(f"{option} is not valid JSON: {exc}", hint=example) from None
+    except RecursionError:
+        raise ConfigError(f"{option} is nested too deeply", hint=example) from None
     if not isinstance(value, kind):
         raise ConfigError(
             f"{option} must be {example.split(',')[0]}, got {type(value).__name__}",

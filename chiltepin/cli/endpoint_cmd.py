@@ -185,20 +185,19 @@ def _configure(args: argparse.Namespace) -> int:
 
 
 def _read_options(source: str | None) -> dict:
-    from chiltepin.endpoint.errors import EndpointError
+    from chiltepin.config.loader import parse_json, read_text_file, read_text_stream
+    from chiltepin.errors import ConfigError
 
     if source is None:
         return {}
-    try:
-        text = sys.stdin.read() if source == "-" else open(source).read()
-    except OSError as exc:
-        raise EndpointError(f"{source}: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EndpointError(f"{source}: invalid JSON: {exc.msg} (line {exc.lineno})") from None
+    what = "user options file"
+    if source == "-":
+        source = "<stdin>"
+        data = parse_json(read_text_stream(sys.stdin.buffer, source, what), source, what)
+    else:
+        data = parse_json(read_text_file(source, what), source, what)
     if not isinstance(data, dict):
-        raise EndpointError(f"{source}: user options must be a JSON object")
+        raise ConfigError("user options must be a JSON object", source=source)
     return data
 
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from chiltepin._version import __version__
+from chiltepin.cli.args import OneLineParser
 
 #: Command group modules, in the order ``--help`` lists them.
 COMMAND_MODULES = (
@@ -25,7 +26,7 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="chiltepin",
         description="Scientific workflows and long-running agents on HPC clusters, in containers.",
     )

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from chiltepin.config.loader import LineMap, Origin, read_yaml, require_mapping, validate_model
-from chiltepin.config.schema import NAME_RE, AnyResource, RemoteResource, Resource
+from chiltepin.config.schema import AnyResource, RemoteResource, Resource
 from chiltepin.errors import ConfigError, did_you_mean
+from chiltepin.names import check_name as _check_name
 
 #: The built-in resource: this machine, one worker. A configuration may redefine it.
 LOCAL_NAME = "local"
@@ -76,14 +77,7 @@ def parse_resource(
 
 
 def check_name(name: Any, source: str, lines: LineMap) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ConfigError(
-            f"invalid resource name {name!r}",
-            source=source,
-            line=lines.get((str(name),)),
-            hint="use letters, digits, '-', '_' and '.'",
-        )
-    return name
+    return _check_name("resource", name, source=source, line=lines.get((str(name),)))
 
 
 def select(

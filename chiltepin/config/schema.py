@@ -12,8 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
+from chiltepin import names
 from chiltepin.containers import RUNTIMES
 from chiltepin.errors import did_you_mean
+from chiltepin.names import NAME_RE  # noqa: F401 - the one name rule, re-exported
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -21,7 +23,6 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 SchedulerToken = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.,:=+&|()\[\]*!%/@-]+$")]
 
 WALLTIME_RE = re.compile(r"^\d+:[0-5]\d:[0-5]\d$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 Provider = Literal["localhost", "slurm", "pbspro"]
@@ -30,7 +31,7 @@ RuntimeName = Literal[tuple(RUNTIMES)]  # type: ignore[misc]
 
 
 def _check_walltime(value: str) -> str:
-    if not WALLTIME_RE.match(value):
+    if not WALLTIME_RE.fullmatch(value):  # fullmatch: '$' alone lets "01:00:00\n" through
         raise ValueError(f"walltime must be HH:MM:SS, got {value!r} (e.g. '01:30:00')")
     return value
 
@@ -211,15 +212,33 @@ class Resource(_Strict):
 
 
 class RemoteResource(BaseModel):
-    """A Globus Compute endpoint; every key but ``endpoint`` is its user endpoint config."""
+    """A Globus Compute endpoint; every key but ``endpoint`` is its user endpoint config.
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    The options endpoints made by ``chiltepin endpoint configure`` take are checked here
+    with the same types as a resource's (and as those endpoints' user_config_schema.json);
+    other keys pass through to the endpoint as they are.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
     endpoint: str = Field(min_length=1, description="Endpoint UUID or local endpoint name")
+    executor: str | None = Field(
+        default=None, pattern=names.NAME_PATTERN, max_length=names.NAME_MAX_LENGTH
+    )
+    partition: SchedulerToken | None = None
+    account: SchedulerToken | None = None
+    queue: SchedulerToken | None = None
+    walltime: Walltime | None = None
+    nodes_per_block: PositiveInt | None = None
+    max_blocks: PositiveInt | None = None
+    max_workers_per_node: PositiveInt | None = None
+    worker_init: str | None = None
 
     @property
     def user_endpoint_config(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        options = self.model_dump(exclude_unset=True)
+        options.pop("endpoint", None)
+        return options
 
 
 AnyResource = Resource | RemoteResource
@@ -242,5 +261,5 @@ def resource_json_schema() -> dict[str, Any]:
     schema = TypeAdapter(dict[str, AnyResource]).json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "chiltepin resource configuration"
-    schema["propertyNames"] = {"pattern": NAME_RE.pattern}
+    schema["propertyNames"] = names.json_schema()
     return schema

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chiltepin.errors import EndpointError
+from chiltepin.errors import EndpointError, shorten
 
 __all__ = ["EndpointError", "one_line"]
 
@@ -13,5 +13,5 @@ def one_line(value: object, limit: int = 400) -> str:
     for line in text.splitlines():
         line = " ".join(line.split())
         if line:
-            return line if len(line) <= limit else line[: limit - 3] + "..."
+            return shorten(line, limit)
     return type(value).__name__ if isinstance(value, BaseException) else "(no message)"

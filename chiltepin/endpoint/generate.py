@@ -24,6 +24,7 @@ from pydantic import TypeAdapter
 
 from chiltepin._version import __version__
 from chiltepin.config.schema import WALLTIME_RE, Resource, SchedulerToken
+from chiltepin.names import check_name
 
 TEMPLATE = "user_config_template.yaml.j2"
 SCHEMA = "user_config_schema.json"
@@ -40,7 +41,12 @@ HTEX_LAUNCHERS = {
 }
 PROVIDERS = {"localhost": "LocalProvider", "slurm": "SlurmProvider", "pbspro": "PBSProProvider"}
 
-_TOKEN_PATTERN: str = TypeAdapter(SchedulerToken).json_schema()["pattern"]
+#: Python's re (globus-compute-endpoint's jsonschema) lets '$' match before a final
+#: newline, pydantic's regex engine does not: refuse newlines outright so that an option
+#: is held to exactly the rule its resource key is.
+_ONE_LINE: dict[str, Any] = {"not": {"pattern": r"\n"}}
+#: The JSON Schema of account/queue options: the very type resources and profiles use.
+_TOKEN_SCHEMA: dict[str, Any] = {**TypeAdapter(SchedulerToken).json_schema(), **_ONE_LINE}
 
 
 @dataclass
@@ -66,6 +72,13 @@ class EndpointPlan:
 
 def generate(plan: EndpointPlan) -> dict[str, str]:
     """File name -> content of every generated file (the identity mapping is not one)."""
+    # Names are written into the template and its comments: only valid names may get there.
+    for kind, value in (
+        ("endpoint", plan.name),
+        ("site", plan.site),
+        *(("executor", n) for n in plan.executors),
+    ):
+        check_name(kind, value)
     return {
         CONFIG: config_yaml(plan),
         TEMPLATE: template(plan),
@@ -146,15 +159,12 @@ def schema(plan: EndpointPlan) -> dict[str, Any]:
         if partitions:
             props["partition"] = {"type": "string", "enum": partitions}
     if batch:
-        props["account"] = {"type": "string", "pattern": _TOKEN_PATTERN}
-        props["queue"] = {
-            "type": "string",
-            "pattern": _TOKEN_PATTERN,
-            "description": "Slurm QOS or PBS queue",
-        }
+        props["account"] = dict(_TOKEN_SCHEMA)
+        props["queue"] = {**_TOKEN_SCHEMA, "description": "Slurm QOS or PBS queue"}
         props["walltime"] = {
             "type": "string",
             "pattern": WALLTIME_RE.pattern,
+            **_ONE_LINE,
             "description": "HH:MM:SS",
         }
         props["nodes_per_block"] = {"type": "integer", "minimum": 1}

@@ -22,6 +22,7 @@ from chiltepin.endpoint import generate as gen
 from chiltepin.endpoint.errors import EndpointError, one_line
 from chiltepin.endpoint_ids import endpoints_dir
 from chiltepin.globus_auth import CLIENT_ID_ENV, CLIENT_SECRET_ENV
+from chiltepin.names import check_name
 
 COMPUTE_DIR_ENV = "GLOBUS_COMPUTE_USER_DIR"
 
@@ -49,6 +50,7 @@ def endpoint_dir(name: str) -> Path:
     """The directory of a configured endpoint given by name or registered UUID."""
     base = endpoints_dir()
     if not _is_uuid(name):
+        check_name("endpoint", name)
         path = base / name
         if not (path / "config.yaml").is_file():
             known = ", ".join(e.name for e in list_endpoints()) or "none"
@@ -152,10 +154,9 @@ def link_login(base: Path) -> None:
 
 def read_credentials(path: str | Path) -> dict[str, str]:
     """``KEY=VALUE`` lines (a systemd EnvironmentFile) with the Globus client credentials."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise EndpointError(f"credentials file {path}: {exc.strerror}") from None
+    from chiltepin.config.loader import read_text_file
+
+    text = read_text_file(path, "credentials file")
     values = {}
     for line in text.splitlines():
         key, sep, value = line.strip().partition("=")

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chiltepin import names
+from chiltepin.config.loader import read_text_file
 from chiltepin.config.schema import EMAIL_RE, EndpointSettings, Resource
 from chiltepin.containers import Where
 from chiltepin.containers.wiring import checked_runtime
@@ -58,13 +60,15 @@ class ConfigureResult:
 
 
 def check_name(name: str) -> None:
-    """globus-compute-endpoint's own rule for endpoint names (they become paths)."""
+    """globus-compute-endpoint's own rule for endpoint names (they become paths), and the
+    toolkit's name rule (chiltepin.names)."""
     from globus_compute_endpoint.endpoint.endpoint import Endpoint
 
     try:
         Endpoint.validate_endpoint_name(name)
     except ValueError as exc:
         raise EndpointError(one_line(exc)) from None
+    names.check_name("endpoint", name)
     import uuid
 
     try:
@@ -212,13 +216,10 @@ def configure(
 def _identity_mapping_text(source: str | Path | None, final: Path) -> str:
     """An explicit mapping file, else the one already configured, else GCE's example."""
     if source is not None:
-        try:
-            return Path(source).read_text()
-        except OSError as exc:
-            raise EndpointError(f"identity mapping {source}: {exc.strerror}") from None
+        return read_text_file(source, "identity mapping")
     existing = final / gen.IDENTITY_MAPPING
     if existing.is_file():
-        return existing.read_text()
+        return read_text_file(existing, "identity mapping")
     import globus_compute_endpoint.endpoint.endpoint as gce_endpoint
 
     example = Path(gce_endpoint.__file__).parent / "config" / "example_identity_mapping_config.json"
@@ -265,7 +266,7 @@ def _write(path: Path, text: str) -> None:
 def _same(path: Path, text: str) -> bool:
     try:
         return path.read_text() == text and (path.stat().st_mode & 0o777) == FILE_MODE
-    except OSError:
+    except (OSError, ValueError):  # missing, unreadable, or not UTF-8: it will be replaced
         return False
 
 

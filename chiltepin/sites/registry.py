@@ -11,12 +11,17 @@ from typing import Any
 
 from chiltepin.config.loader import Origin, Path_, read_yaml, require_mapping, validate_model
 from chiltepin.errors import ConfigError, did_you_mean
+from chiltepin.names import check_name, is_valid_name
 from chiltepin.sites.paths import layer_dirs
 from chiltepin.sites.schema import SiteProfile
 from chiltepin.sites.site import Site
 
 #: Files in a profile directory that are not sites.
 NOT_SITES = {"template"}
+_SITE_NAME_HINT = (
+    "a site name is a profile's file name without .yaml (see: chiltepin site list); "
+    "to check a file, give its path ending in .yaml"
+)
 
 
 class SiteRegistry:
@@ -31,11 +36,13 @@ class SiteRegistry:
             for d in self.dirs
             if d.is_dir()
             for f in d.glob("*.yaml")
-            if f.stem not in NOT_SITES
+            if f.stem not in NOT_SITES and is_valid_name(f.stem)
         }
         return sorted(found)
 
     def files(self, name: str) -> list[Path]:
+        """The layers' files of site ``name`` (a valid name: it cannot leave the layers)."""
+        check_name("site", name, hint=_SITE_NAME_HINT)
         return [d / f"{name}.yaml" for d in self.dirs if (d / f"{name}.yaml").is_file()]
 
     def load(self, name: str) -> Site:
@@ -52,16 +59,7 @@ class SiteRegistry:
         for path in files:
             data, lines = read_yaml(path)
             data = require_mapping(data, str(path), "site profile")
-            merge = data.get("merge", False)
-            if not isinstance(merge, bool):
-                raise ConfigError(
-                    "expected bool",
-                    source=str(path),
-                    key="merge",
-                    line=lines.get(("merge",)),
-                    hint="use true or false",
-                )
-            if merge:
+            if _merge_flag(data, str(path), lines):
                 if not raw:
                     raise ConfigError(
                         f"profile merges into site '{name}', which no earlier layer defines",
@@ -83,7 +81,13 @@ class SiteRegistry:
         path = Path(path)
         data, lines = read_yaml(path)
         data = require_mapping(data, str(path), "site profile")
-        if data.get("merge") is True:
+        check_name(
+            "site",
+            path.stem,
+            source=str(path),
+            hint="a profile file is named <site>.yaml; rename it",
+        )
+        if _merge_flag(data, str(path), lines):
             base = SiteRegistry([*self.dirs, path.parent])
             return base.load(path.stem)
         raw = dict(data)
@@ -98,6 +102,19 @@ class SiteRegistry:
                 if any(fnmatch.fnmatch(h, pattern) for h in hosts):
                     return name
         return None
+
+
+def _merge_flag(data: Any, source: str, lines: dict[Path_, int]) -> bool:
+    merge = data.get("merge", False)
+    if not isinstance(merge, bool):
+        raise ConfigError(
+            "expected bool",
+            source=source,
+            key="merge",
+            line=lines.get(("merge",)),
+            hint="use true or false",
+        )
+    return merge
 
 
 def build_site(name: str, raw: dict[str, Any], origin: Origin, files: list[str]) -> Site:

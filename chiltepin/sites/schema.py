@@ -10,15 +10,16 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
+from chiltepin import names
 from chiltepin.config.schema import (
-    NAME_RE,
     ContainerSettings,
     EndpointSettings,
     ExchangeSettings,
     Provider,
     Resource,
+    _KeyProblem,
 )
 
 
@@ -60,7 +61,9 @@ class SiteProfile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str | None = Field(default=None, pattern=NAME_RE.pattern)
+    name: str | None = Field(
+        default=None, pattern=names.NAME_PATTERN, max_length=names.NAME_MAX_LENGTH
+    )
     description: str = ""
     merge: bool = Field(default=False, description="Deep-merge into the same site's profile")
     hostnames: list[str] = Field(
@@ -75,11 +78,20 @@ class SiteProfile(BaseModel):
     )
     executors: dict[str, ExecutorSpec] = Field(min_length=1)
 
+    @field_validator("executors", mode="before")
+    @classmethod
+    def _executor_names(cls, value: Any) -> Any:
+        # Names become executor labels and values in generated endpoint templates.
+        for name in value if isinstance(value, dict) else ():
+            if not names.is_valid_name(name):
+                raise _KeyProblem(str(name), "invalid executor name", names.NAME_HINT)
+        return value
+
 
 def profile_json_schema() -> dict[str, Any]:
     """JSON Schema of a site profile file (published as site_configs/schema.json)."""
     schema = SiteProfile.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "chiltepin site profile"
-    schema["properties"]["executors"]["propertyNames"] = {"pattern": NAME_RE.pattern}
+    schema["properties"]["executors"]["propertyNames"] = names.json_schema()
     return schema

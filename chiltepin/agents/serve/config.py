@@ -30,9 +30,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chiltepin.config.schema import ExchangeSettings
-from chiltepin.errors import ConfigError, did_you_mean
+from chiltepin.errors import ConfigError, did_you_mean, shown
+from chiltepin.names import NAME_HINT, NAME_RE, is_valid_name
 
-SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: Service names follow the one name rule (chiltepin.names).
+SERVICE_NAME_RE = NAME_RE
 AGENT_REF_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -60,17 +62,14 @@ class ServiceConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not SERVICE_NAME_RE.match(value):
-            raise ValueError(
-                f"invalid service name {value!r}: use up to 64 letters, digits, '-', '_' "
-                "and '.', starting with a letter or digit"
-            )
+        if not is_valid_name(value):
+            raise ValueError(f"invalid service name {shown(value)}: {NAME_HINT}")
         return value
 
     @field_validator("agent")
     @classmethod
     def _agent(cls, value: str) -> str:
-        if not AGENT_REF_RE.match(value):
+        if not AGENT_REF_RE.fullmatch(value):
             raise ValueError(
                 f"agent must be 'package.module:ClassName', got {value!r} "
                 "(e.g. 'mypkg.models:WeatherModel')"
@@ -81,7 +80,7 @@ class ServiceConfig(BaseModel):
     @classmethod
     def _environment(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not ENV_NAME_RE.match(key):
+            if not ENV_NAME_RE.fullmatch(key):
                 raise ValueError(f"invalid environment variable name {key!r}")
         return value
 
@@ -232,6 +231,14 @@ def _workflow_spec(
     workflow_config: Any = config.agent_workflow_config
     if isinstance(workflow_config, str):
         workflow_config = str(directory / workflow_config)
+        # The service runs on this machine: its workflow's file must be here too.
+        if not Path(workflow_config).is_file():
+            raise problem(
+                f"agent_workflow_config file {workflow_config} "
+                + ("is not a file" if Path(workflow_config).exists() else "does not exist"),
+                "agent_workflow_config",
+                "relative paths are relative to this service file",
+            )
     run_dir = config.agent_workflow_run_dir
     if run_dir is not None:
         run_dir = str(directory / run_dir)
@@ -250,21 +257,36 @@ def _workflow_spec(
     return spec, resolved
 
 
+#: Messages of chiltepin.config.resources.select: the include list is what is wrong.
+_INCLUDE_PROBLEMS = ("included resource", "include selects")
+
+
 def _relocate(exc: ConfigError, config: ServiceConfig, origin: Any) -> ConfigError:
-    """A problem in an inline ``agent_workflow_config`` mapping (or in
-    ``agent_workflow_include`` without one): point into this file."""
+    """Point a problem found while checking the agent's workflow at the key of this file
+    that caused it: an inline ``agent_workflow_config`` entry, ``agent_workflow_include``
+    or ``site``. Problems inside another file (a profile, a config file) name that file."""
     inline = config.agent_workflow_config
-    if exc.source not in ("<config dict>", "<built-in>") or isinstance(inline, str):
-        return exc
-    if isinstance(inline, dict) and exc.entry in inline:
+    reason = exc.reason
+    if reason.startswith(_INCLUDE_PROBLEMS):
+        if config.site is not None:
+            reason += f" in site '{config.site}'"
+        elif isinstance(inline, str):
+            reason += f" in {exc.source}"
+        if config.agent_workflow_include is not None:
+            where: tuple[str, ...] = ("agent_workflow_include",)
+        else:  # the class's default include
+            where = ("agent",)
+            reason += f" (the default agent_workflow_include of '{config.agent}')"
+    elif exc.source is None and config.site is not None:  # the site itself: unknown, bad name
+        where = ("site",)
+    elif exc.source in ("<config dict>", "<built-in>") and isinstance(inline, dict):
         keys = tuple(exc.key.split(".")) if exc.key else ()
-        where = ("agent_workflow_config", exc.entry, *keys)
-        key = ".".join(where)
-    else:  # e.g. agent_workflow_include names a resource the mapping lacks
-        where = ("agent_workflow_include",)
-        key = "agent_workflow_include"
+        where = ("agent_workflow_config", *((exc.entry,) if exc.entry else ()), *keys)
+    else:
+        return exc
     source, line = origin.locate(where)
-    return ConfigError(exc.reason, source=source, line=line, key=key, hint=exc.hint)
+    key = ".".join(where)
+    return ConfigError(reason, source=source, line=line, key=key, hint=exc.hint)
 
 
 def _exchange(

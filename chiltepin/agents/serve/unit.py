@@ -85,9 +85,16 @@ def render_unit(service: AgentService) -> str:
 
 def write_unit(service: AgentService, directory: str | Path) -> Path:
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / unit_name(service.name)
-    path.write_text(render_unit(service))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_unit(service))
+    except OSError as exc:
+        from chiltepin.errors import ConfigError
+
+        raise ConfigError(
+            f"cannot write the unit into {directory}: {exc.strerror}", key="--output"
+        ) from None
     return path
 
 

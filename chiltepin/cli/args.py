@@ -1,0 +1,50 @@
+"""Command-line arguments checked while parsing, before a command does any work.
+
+Each check is an argparse ``type=``: a bad value ends the command with one line on
+stderr and exit status 2, like every other input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import NoReturn
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: ``chiltepin: error: ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())
+        self.exit(2, f"chiltepin: error: {message} (see: {self.prog} --help)\n")
+
+
+def positive_seconds(text: str) -> float:
+    """A timeout: a finite number of seconds greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of seconds, got {text!r}"[:200]
+        )
+    return value
+
+
+def output_dir(text: str) -> str:
+    """A directory to write into: an existing directory, or one that can be made (no
+    existing file in the way)."""
+    path = Path(text)
+    try:
+        if path.exists() and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
+        for parent in path.absolute().parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise argparse.ArgumentTypeError(f"{str(parent)!r} is not a directory")
+                break
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text[:200]!r}: {exc.strerror}") from None
+    return text
