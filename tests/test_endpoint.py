@@ -99,7 +99,7 @@ def test_every_shipped_profile_configures_and_loads(gc_dir, site):
             "GlobusMPIEngine" if resource.mpi else "GlobusComputeEngine"
         )
         provider = engine.provider
-        assert type(provider).__name__ == gen.PROVIDERS[resource.provider]
+        assert type(provider).__name__ == resource.scheduler.provider_class
         if resource.provider == "slurm":
             assert provider.partition == resource.partition
             assert provider.nodes_per_block == resource.nodes_per_block

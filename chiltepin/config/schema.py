@@ -8,19 +8,47 @@ provider) or a :class:`RemoteResource` (a Globus Compute endpoint).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import core_schema
+
+from chiltepin.schedulers import SCHEDULERS, LocalhostScheduler, get_scheduler, schedulers_taking
+
+if TYPE_CHECKING:
+    from chiltepin.schedulers import Scheduler
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 # Values that end up in #SBATCH/#PBS lines or on a command line: no spaces, quotes or '$'.
-SchedulerToken = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.,:=+&|()\[\]*!%/@-]+$")]
+TOKEN_PATTERN = r"^[A-Za-z0-9_.,:=+&|()\[\]*!%/@-]+$"
+SchedulerToken = Annotated[str, Field(min_length=1, pattern=TOKEN_PATTERN)]
 
 WALLTIME_RE = re.compile(r"^\d+:[0-5]\d:[0-5]\d$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-Provider = Literal["localhost", "slurm", "pbspro"]
+
+class Provider(str):
+    """A scheduler name from :data:`chiltepin.schedulers.SCHEDULERS` (checked, and listed
+    in JSON schemas, against the registry as it is when used)."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        return core_schema.no_info_after_validator_function(
+            _check_provider, core_schema.str_schema()
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
+        return {"enum": list(SCHEDULERS), "type": "string"}
+
+
+def _check_provider(value: str) -> str:
+    if value not in SCHEDULERS:
+        names = [repr(n) for n in SCHEDULERS]
+        choices = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+        raise ValueError(f"must be one of {choices}, got {value!r}")
+    return value
 
 
 def _check_walltime(value: str) -> str:
@@ -31,21 +59,27 @@ def _check_walltime(value: str) -> str:
 
 Walltime = Annotated[str, AfterValidator(_check_walltime)]
 
-# Keys that only some providers understand; anything else is provider-neutral.
-PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
-    "partition": ("slurm",),
-    "exclusive": ("slurm",),
-    "constraint": ("slurm",),
-    "gres": ("slurm",),
-    "mem_per_node": ("slurm",),
-    "gpus_per_node": ("slurm", "pbspro"),
-    "queue": ("slurm", "pbspro"),
-    "account": ("slurm", "pbspro"),
-    "walltime": ("slurm", "pbspro"),
-    "scheduler_options": ("slurm", "pbspro"),
-}
 MPI_ONLY_KEYS = ("max_mpi_apps", "mpi_launcher")
 HTEX_ONLY_KEYS = ("cores_per_worker", "max_workers_per_node")
+
+
+def inapplicable(key: str, provider: str, mpi: bool) -> tuple[str, str] | None:
+    """Why resource key ``key`` means nothing on ``provider`` (an MPI resource if ``mpi``):
+    (message, hint), or None when it applies. The scheduler classes say which of the
+    scheduler-specific keys they take."""
+    if not get_scheduler(provider).applies(key):
+        return (
+            f"'{key}' is not used by provider '{provider}'",
+            f"it applies to provider {' or '.join(schedulers_taking(key))}",
+        )
+    if key in MPI_ONLY_KEYS and not mpi:
+        return f"'{key}' applies only to MPI resources", "add 'mpi: true'"
+    if key in HTEX_ONLY_KEYS and mpi:
+        return (
+            f"'{key}' is not used by MPI resources",
+            "use 'max_mpi_apps' to set how many MPI tasks run at once",
+        )
+    return None
 
 
 class _Strict(BaseModel):
@@ -120,7 +154,7 @@ class EndpointSettings(_Strict):
 class Resource(_Strict):
     """A Parsl executor on this machine or on a batch scheduler."""
 
-    provider: Provider = "localhost"
+    provider: Provider = LocalhostScheduler.name
     mpi: bool = False
     max_mpi_apps: PositiveInt = 1
     mpi_launcher: Literal["srun", "mpiexec", "aprun"] | None = None
@@ -149,28 +183,10 @@ class Resource(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Resource:
-        given = self.model_fields_set
-        for key, providers in PROVIDER_KEYS.items():
-            if key in given and self.provider not in providers:
-                raise _KeyProblem(
-                    key,
-                    f"'{key}' is not used by provider '{self.provider}'",
-                    f"it applies to provider {' or '.join(providers)}",
-                )
-        if not self.mpi:
-            for key in MPI_ONLY_KEYS:
-                if key in given:
-                    raise _KeyProblem(
-                        key, f"'{key}' applies only to MPI resources", "add 'mpi: true'"
-                    )
-        else:
-            for key in HTEX_ONLY_KEYS:
-                if key in given:
-                    raise _KeyProblem(
-                        key,
-                        f"'{key}' is not used by MPI resources",
-                        "use 'max_mpi_apps' to set how many MPI tasks run at once",
-                    )
+        for key in sorted(self.model_fields_set):
+            problem = inapplicable(key, self.provider, self.mpi)
+            if problem:
+                raise _KeyProblem(key, *problem)
         if self.min_blocks > self.max_blocks:
             raise _KeyProblem("min_blocks", "min_blocks is larger than max_blocks", None)
         if self.init_blocks > self.max_blocks:
@@ -178,11 +194,14 @@ class Resource(_Strict):
         return self
 
     @property
+    def scheduler(self) -> Scheduler:
+        """The scheduler class instance for ``provider``."""
+        return get_scheduler(self.provider)
+
+    @property
     def launcher_for_mpi(self) -> str:
-        """The MPI launcher: explicit, else srun on Slurm and mpiexec elsewhere."""
-        if self.mpi_launcher:
-            return self.mpi_launcher
-        return "srun" if self.provider == "slurm" else "mpiexec"
+        """The MPI launcher: explicit, else the scheduler's default (srun on Slurm)."""
+        return self.scheduler.mpi_launcher(self)
 
 
 class RemoteResource(BaseModel):

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter
 
 from chiltepin._version import __version__
-from chiltepin.config.schema import WALLTIME_RE, Resource, SchedulerToken
+from chiltepin.config.schema import Resource
 from chiltepin.endpoint.containers import engine_container
+from chiltepin.schedulers import Scheduler, Setting
 
 TEMPLATE = "user_config_template.yaml.j2"
 SCHEMA = "user_config_schema.json"
@@ -32,16 +32,6 @@ CONFIG = "config.yaml"
 ENVIRONMENT = "user_environment.yaml"
 IDENTITY_MAPPING = "identity_mapping_config.json"
 MANIFEST = "chiltepin.json"
-
-#: Launcher that starts one worker pool per node of a high-throughput block.
-HTEX_LAUNCHERS = {
-    "localhost": "SingleNodeLauncher",
-    "slurm": "SrunLauncher",
-    "pbspro": "MpiExecLauncher",
-}
-PROVIDERS = {"localhost": "LocalProvider", "slurm": "SlurmProvider", "pbspro": "PBSProProvider"}
-
-_TOKEN_PATTERN: str = TypeAdapter(SchedulerToken).json_schema()["pattern"]
 
 
 @dataclass
@@ -60,8 +50,9 @@ class EndpointPlan:
     environment: dict[str, str] = field(default_factory=dict)  # user_environment.yaml
 
     @property
-    def scheduler(self) -> str:
-        return self.executors[self.default_executor].provider
+    def scheduler(self) -> Scheduler:
+        """The scheduler of the default executor (it decides the option schema)."""
+        return self.executors[self.default_executor].scheduler
 
 
 def generate(plan: EndpointPlan) -> dict[str, str]:
@@ -123,14 +114,6 @@ def default_environment(site: str, site_path: str | None) -> dict[str, str]:
 # ---------------------------------------------------------------------------- schema
 
 
-def _partitions(plan: EndpointPlan) -> list[str]:
-    seen: list[str] = []
-    for res in plan.executors.values():
-        if res.partition and res.partition not in seen:
-            seen.append(res.partition)
-    return seen
-
-
 def schema(plan: EndpointPlan) -> dict[str, Any]:
     """JSON Schema of the options a user may send (globus-compute-endpoint validates)."""
     props: dict[str, Any] = {
@@ -140,24 +123,7 @@ def schema(plan: EndpointPlan) -> dict[str, Any]:
             "description": f"site '{plan.site}' executor (default {plan.default_executor})",
         },
     }
-    batch = plan.scheduler != "localhost"
-    if plan.scheduler == "slurm":
-        partitions = _partitions(plan)
-        if partitions:
-            props["partition"] = {"type": "string", "enum": partitions}
-    if batch:
-        props["account"] = {"type": "string", "pattern": _TOKEN_PATTERN}
-        props["queue"] = {
-            "type": "string",
-            "pattern": _TOKEN_PATTERN,
-            "description": "Slurm QOS or PBS queue",
-        }
-        props["walltime"] = {
-            "type": "string",
-            "pattern": WALLTIME_RE.pattern,
-            "description": "HH:MM:SS",
-        }
-        props["nodes_per_block"] = {"type": "integer", "minimum": 1}
+    props.update(plan.scheduler.endpoint_options(plan.executors.values()))
     props["max_blocks"] = {"type": "integer", "minimum": 1}
     if any(not r.mpi for r in plan.executors.values()):
         props["max_workers_per_node"] = {
@@ -220,6 +186,20 @@ def _optional(indent: int, key: str, option: str, default: Any) -> list[str]:
     ]
 
 
+def _setting(indent: int, setting: Setting) -> list[str]:
+    """One provider keyword argument: user-overridable, fixed, or left to Parsl's default."""
+    if setting.option is not None:
+        return _optional(indent, setting.key, setting.option, setting.value)
+    value = setting.value
+    if value is None:
+        return []
+    if isinstance(value, bool):
+        return [_line(indent, setting.key, "true" if value else "false")]
+    if isinstance(value, str):
+        return [_line(indent, setting.key, f'"{_dq(value)}"')]
+    return [_line(indent, setting.key, str(value))]
+
+
 def _engine_block(plan: EndpointPlan, name: str, res: Resource) -> list[str]:
     engine = "GlobusMPIEngine" if res.mpi else "GlobusComputeEngine"
     out = ["engine:", _line(2, "type", engine), _line(2, "label", f'"{_dq(name)}"')]
@@ -230,45 +210,23 @@ def _engine_block(plan: EndpointPlan, name: str, res: Resource) -> list[str]:
         workers = res.max_workers_per_node
         out += _optional(2, "max_workers_per_node", "max_workers_per_node", workers)
         out.append(_line(2, "cores_per_worker", repr(float(res.cores_per_worker))))
-    if res.provider == "localhost":
-        out.append(_line(2, "address", '"127.0.0.1"'))
+    scheduler = res.scheduler
+    for key, value in scheduler.executor_options().items():
+        out.append(_line(2, key, f'"{_dq(value)}"'))
     if res.container is not None:
         settings = engine_container(res.container, plan.image_paths.get(name))
         for key, value in settings.items():
             out.append(_line(2, key, f'"{_dq(value)}"'))
-    out += ["  provider:", _line(4, "type", PROVIDERS[res.provider])]
+    out += ["  provider:", _line(4, "type", scheduler.provider_class)]
     p = 4
-    if res.provider == "slurm":
-        out += _optional(p, "partition", "partition", res.partition)
-        out += _optional(p, "account", "account", res.account)
-        out += _optional(p, "qos", "queue", res.queue)
-        for key in ("constraint", "gres"):
-            value = getattr(res, key)
-            if value is not None:
-                out.append(_line(p, key, f'"{_dq(value)}"'))
-        for key in ("mem_per_node", "gpus_per_node", "cores_per_node"):
-            value = getattr(res, key)
-            if value is not None:
-                out.append(_line(p, key, str(value)))
-        out.append(_line(p, "exclusive", "true" if res.exclusive else "false"))
-    elif res.provider == "pbspro":
-        out += _optional(p, "account", "account", res.account)
-        out += _optional(p, "queue", "queue", res.queue)
-        out.append(_line(p, "cpus_per_node", str(res.cores_per_node or 1)))
-        if res.gpus_per_node:
-            out.append(_line(p, "select_options", f'"ngpus={res.gpus_per_node}"'))
-    if res.provider != "localhost":
-        out.append(_line(p, "nodes_per_block", _opt("nodes_per_block", res.nodes_per_block)))
-        out.append(_line(p, "walltime", _opt("walltime", res.walltime)))
-        if res.scheduler_options:
-            out.append(_line(p, "scheduler_options", f'"{_dq(res.scheduler_options)}"'))
+    for setting in scheduler.settings(res):
+        out += _setting(p, setting)
     out.append(_line(p, "init_blocks", str(res.init_blocks)))
     out.append(_line(p, "min_blocks", str(res.min_blocks)))
     out.append(_line(p, "max_blocks", _opt("max_blocks", res.max_blocks)))
     init = _dq("\n".join(res.environment))
     out.append(_line(p, "worker_init", f'"{init}{{{{ _user_init }}}}"'))
-    launcher = "SimpleLauncher" if res.mpi else HTEX_LAUNCHERS[res.provider]
-    out += ["    launcher:", _line(6, "type", launcher)]
+    out += ["    launcher:", _line(6, "type", scheduler.launcher_class(res))]
     return out
 
 
