@@ -8,11 +8,22 @@ provider) or a :class:`RemoteResource` (a Globus Compute endpoint).
 from __future__ import annotations
 
 import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic_core import core_schema
 
+from chiltepin.errors import ConfigWarning
 from chiltepin.schedulers import SCHEDULERS, LocalhostScheduler, get_scheduler, schedulers_taking
 
 if TYPE_CHECKING:
@@ -60,6 +71,8 @@ def _check_walltime(value: str) -> str:
 Walltime = Annotated[str, AfterValidator(_check_walltime)]
 
 MPI_ONLY_KEYS = ("max_mpi_apps", "mpi_launcher")
+#: chiltepin 0.1.x wrote "" for "none" (its remote resources default to it).
+BLANK_MEANS_UNSET = ("account", "partition", "queue")
 HTEX_ONLY_KEYS = ("cores_per_worker", "max_workers_per_node")
 
 
@@ -167,7 +180,7 @@ class Resource(_Strict):
     partition: SchedulerToken | None = None
     queue: SchedulerToken | None = Field(default=None, description="Slurm QOS or PBS queue")
     account: SchedulerToken | None = None
-    walltime: Walltime = Field(default="01:00:00", description="HH:MM:SS")
+    walltime: Walltime = Field(default="00:10:00", description="HH:MM:SS")  # as chiltepin 0.1.x
     environment: list[str] = Field(
         default_factory=list, description="Shell lines run before workers start"
     )
@@ -181,12 +194,38 @@ class Resource(_Strict):
     retries: NonNegativeInt = 0
     container: ContainerSettings | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lenient(cls, data: Any, info: ValidationInfo) -> Any:
+        """Load what chiltepin 0.1.x loads: an empty account, partition or queue means
+        none, and a key that means nothing for the provider or kind (``partition`` on
+        localhost, ``max_mpi_apps`` without ``mpi``, ...) is dropped with a warning.
+        Unknown keys stay errors.
+
+        The warnings go to ``info.context["ignored"]`` (a list of :class:`Ignored`) when
+        the caller passes one, so it can name file and line; else they are issued here.
+        """
+        if not isinstance(data, Mapping):
+            return data
+        data = {k: v for k, v in data.items() if not (k in BLANK_MEANS_UNSET and v == "")}
+        provider = data.get("provider", LocalhostScheduler.name)
+        mpi = data.get("mpi", False)
+        if provider not in SCHEDULERS or not isinstance(mpi, bool):
+            return data  # reported as errors by the field checks
+        sink = (info.context or {}).get("ignored")
+        for key in [k for k in data if k in cls.model_fields]:
+            problem = inapplicable(key, provider, mpi)
+            if problem:
+                del data[key]
+                ignored = Ignored(key, *problem)
+                if sink is None:
+                    warnings.warn(ignored.warning(), stacklevel=2)
+                else:
+                    sink.append(ignored)
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> Resource:
-        for key in sorted(self.model_fields_set):
-            problem = inapplicable(key, self.provider, self.mpi)
-            if problem:
-                raise _KeyProblem(key, *problem)
         if self.min_blocks > self.max_blocks:
             raise _KeyProblem("min_blocks", "min_blocks is larger than max_blocks", None)
         if self.init_blocks > self.max_blocks:
@@ -202,6 +241,19 @@ class Resource(_Strict):
     def launcher_for_mpi(self) -> str:
         """The MPI launcher: explicit, else the scheduler's default (srun on Slurm)."""
         return self.scheduler.mpi_launcher(self)
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A resource key that was dropped because it means nothing there."""
+
+    key: str
+    message: str
+    hint: str
+
+    def warning(self, **where: Any) -> ConfigWarning:
+        """The warning naming this key (``where``: source, line, entry, entry_kind)."""
+        return ConfigWarning(f"{self.message}; ignored", key=self.key, hint=self.hint, **where)
 
 
 class RemoteResource(BaseModel):

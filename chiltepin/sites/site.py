@@ -74,7 +74,8 @@ class Site:
             entry_kind="executor",
         )
         for key in Resource.model_fields:
-            where.setdefault(key, ("built-in default", None, None))
+            if key not in resource.model_fields_set:  # unset, or ignored as inapplicable
+                where[key] = ("built-in default", None, None)
         return resource, where
 
     def _container(self, name: str, override: Any) -> dict[str, Any] | None:
