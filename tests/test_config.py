@@ -45,7 +45,8 @@ def test_kinds_and_providers():
     assert res["mpi"].launcher_for_mpi == "srun"
     assert res["pbs"].launcher_for_mpi == "mpiexec"
     assert isinstance(res["remote"], RemoteResource)
-    assert res["remote"].user_endpoint_config == {"partition": "x"}
+    sent = res["remote"].user_endpoint_config
+    assert sent["partition"] == "x" and "partition" not in sent["chiltepin_defaults"]
 
 
 def test_include_selects_and_unknown_include_is_an_error():

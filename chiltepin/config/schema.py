@@ -11,7 +11,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,15 +24,21 @@ from pydantic import (
 from pydantic_core import core_schema
 
 from chiltepin.errors import ConfigWarning
-from chiltepin.schedulers import SCHEDULERS, LocalhostScheduler, get_scheduler, schedulers_taking
-
-if TYPE_CHECKING:
-    from chiltepin.schedulers import Scheduler
+from chiltepin.schedulers import (
+    SCHEDULERS,
+    LocalhostScheduler,
+    Scheduler,
+    get_scheduler,
+    schedulers_taking,
+)
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 # Values that end up in #SBATCH/#PBS lines or on a command line: no spaces, quotes or '$'.
-TOKEN_PATTERN = r"^[A-Za-z0-9_.,:=+&|()\[\]*!%/@-]+$"
+_TOKEN_CHARS = r"[A-Za-z0-9_.,:=+&|()\[\]*!%/@-]"
+TOKEN_PATTERN = f"^{_TOKEN_CHARS}+$"
+#: A token or "" (chiltepin 0.1.x clients send "" for "none").
+TOKEN_OR_BLANK_PATTERN = f"^{_TOKEN_CHARS}*$"
 SchedulerToken = Annotated[str, Field(min_length=1, pattern=TOKEN_PATTERN)]
 
 WALLTIME_RE = re.compile(r"^\d+:[0-5]\d:[0-5]\d$")
@@ -256,6 +262,30 @@ class Ignored:
         return ConfigWarning(f"{self.message}; ignored", key=self.key, hint=self.hint, **where)
 
 
+#: The ``user_endpoint_config`` keys chiltepin 0.1.x's endpoint template reads, with the
+#: defaults 0.1.x sends when a resource leaves them out (``mpi_launcher``: the provider's).
+V01_ENDPOINT_DEFAULTS: dict[str, Any] = {
+    "mpi": False,
+    "max_mpi_apps": 1,
+    "mpi_launcher": None,
+    "provider": LocalhostScheduler.name,
+    "cores_per_node": 1,
+    "nodes_per_block": 1,
+    "init_blocks": 0,
+    "min_blocks": 0,
+    "max_blocks": 1,
+    "exclusive": True,
+    "partition": "",
+    "queue": "",
+    "account": "",
+    "walltime": "00:10:00",
+    "worker_init": "",
+}
+#: The option listing which keys of a user endpoint config are filled-in defaults, so
+#: endpoints chiltepin generates keep their site profile's values for them.
+DEFAULTED_OPTION = "chiltepin_defaults"
+
+
 class RemoteResource(BaseModel):
     """A Globus Compute endpoint; every key but ``endpoint`` is its user endpoint config."""
 
@@ -265,7 +295,23 @@ class RemoteResource(BaseModel):
 
     @property
     def user_endpoint_config(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        """What is sent to the endpoint: the resource's keys, ``environment`` as
+        ``worker_init`` (joined lines), and every key chiltepin 0.1.x's endpoint template
+        reads, defaulted as 0.1.x does (so endpoints 0.1.x configured work), plus
+        :data:`DEFAULTED_OPTION` naming the defaulted keys (ignored by 0.1.x)."""
+        given = dict(self.model_extra or {})
+        environment = given.pop("environment", None)
+        if environment is not None:
+            lines = [environment] if isinstance(environment, str) else list(environment)
+            if "worker_init" in given:
+                lines.append(given["worker_init"])
+            given["worker_init"] = "\n".join(str(line) for line in lines)
+        provider = given.get("provider", V01_ENDPOINT_DEFAULTS["provider"])
+        defaults = dict(V01_ENDPOINT_DEFAULTS)
+        scheduler = SCHEDULERS.get(provider) if isinstance(provider, str) else None
+        defaults["mpi_launcher"] = (scheduler or Scheduler).default_mpi_launcher
+        filled = [key for key in defaults if key not in given]
+        return {**defaults, **given, DEFAULTED_OPTION: filled}
 
 
 AnyResource = Resource | RemoteResource

@@ -5,7 +5,9 @@ chosen by the user option ``executor``; partition, account, QOS, walltime and bl
 geometry default to the profile's values and may be overridden per task submission
 within ``user_config_schema.json``. Option values reach the template JSON-encoded
 (globus-compute-endpoint's sanitiser): strings are compared as ``'"compute"'`` and
-substituted as YAML double-quoted scalars, so no user value can inject YAML.
+substituted as YAML double-quoted scalars, so no user value can inject YAML. The keys
+chiltepin 0.1.x clients send (see ``RemoteResource.user_endpoint_config``) are admitted
+too: "" and the values that client filled in as defaults leave the profile's in place.
 
 Nothing here downloads at worker start (unlike globus-compute-endpoint's default
 template, which installs ``uv`` and packages): workers use the site's container image or
@@ -22,7 +24,7 @@ from typing import Any
 import yaml
 
 from chiltepin._version import __version__
-from chiltepin.config.schema import Resource
+from chiltepin.config.schema import DEFAULTED_OPTION, V01_ENDPOINT_DEFAULTS, Resource
 from chiltepin.endpoint.containers import engine_container
 from chiltepin.schedulers import Scheduler, Setting
 
@@ -114,8 +116,8 @@ def default_environment(site: str, site_path: str | None) -> dict[str, str]:
 # ---------------------------------------------------------------------------- schema
 
 
-def schema(plan: EndpointPlan) -> dict[str, Any]:
-    """JSON Schema of the options a user may send (globus-compute-endpoint validates)."""
+def _read_options(plan: EndpointPlan) -> dict[str, Any]:
+    """The options the template reads, with their JSON schemas."""
     props: dict[str, Any] = {
         "executor": {
             "type": "string",
@@ -134,6 +136,36 @@ def schema(plan: EndpointPlan) -> dict[str, Any]:
     props["worker_init"] = {
         "type": "string",
         "description": "shell lines run after the site's own before workers start",
+    }
+    return props
+
+
+def _v01_options(read: dict[str, Any]) -> list[str]:
+    """Options chiltepin 0.1.x clients send that the template reads: blank or defaulted
+    (:data:`DEFAULTED_OPTION`) values leave the profile's value in place."""
+    return [key for key in V01_ENDPOINT_DEFAULTS if key in read]
+
+
+def schema(plan: EndpointPlan) -> dict[str, Any]:
+    """JSON Schema of the options a user may send (globus-compute-endpoint validates).
+
+    Besides the options the template reads, every key chiltepin 0.1.x clients send is
+    admitted (so their remote resources work here) and ignored where the profile decides.
+    """
+    props = _read_options(plan)
+    json_types = {bool: "boolean", int: "integer", str: "string", type(None): "string"}
+    for key, default in V01_ENDPOINT_DEFAULTS.items():
+        props.setdefault(
+            key,
+            {
+                "type": json_types[type(default)],
+                "description": "sent by chiltepin 0.1.x clients; this site profile decides",
+            },
+        )
+    props[DEFAULTED_OPTION] = {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "options whose values are client defaults: the profile's apply",
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -164,11 +196,10 @@ def _jinja_str(value: str) -> str:
 
 def _opt(key: str, default: Any) -> str:
     """A user-overridable value: the option if given, else the profile's default."""
-    if default is None:
-        return f"{{{{ {key} }}}}"
+    # default(..., true): an option left blank (see template()) is not given.
     if isinstance(default, str):
-        return f"{{{{ {key} | default({_jinja_str(default)}) }}}}"
-    return f"{{{{ {key} | default({json.dumps(default)}) }}}}"
+        return f"{{{{ {key} | default({_jinja_str(default)}, true) }}}}"
+    return f"{{{{ {key} | default({json.dumps(default)}, true) }}}}"
 
 
 def _line(indent: int, key: str, value: str) -> str:
@@ -180,7 +211,7 @@ def _optional(indent: int, key: str, option: str, default: Any) -> list[str]:
     if default is not None:
         return [_line(indent, key, _opt(option, default))]
     return [
-        f"{{%- if {option} is defined %}}",
+        f"{{%- if {option} is defined and {option} %}}",
         _line(indent, key, f"{{{{ {option} }}}}"),
         "{%- endif %}",
     ]
@@ -242,7 +273,17 @@ def template(plan: EndpointPlan) -> str:
         "  YAML double-quoted scalars. Preview: chiltepin endpoint render NAME -o OPTIONS.json",
         "-#}",
         f"{{%- set executor = executor | default({_jinja_str(plan.default_executor)}) %}}",
-        "{%- set _user_init = ('\\\\n' ~ worker_init[1:-1]) if worker_init is defined else '' %}",
+        f"{{%- set _defaulted = {DEFAULTED_OPTION} | default([]) %}}",
+    ]
+    for key in _v01_options(_read_options(plan)):
+        # "" (0.1.x's "none") or a client default: blank, so the profile's value applies.
+        blank = f"{key} == '\"\"' or {_jinja_str(key)} in _defaulted"
+        lines.append(
+            f"{{%- if {key} is defined and ({blank}) %}}{{%- set {key} = '' %}}{{%- endif %}}"
+        )
+    lines += [
+        "{%- set _user_init = ('\\\\n' ~ worker_init[1:-1]) "
+        "if worker_init is defined and worker_init else '' %}",
         "idle_heartbeats_soft: 10",
         "idle_heartbeats_hard: 5760",
         "",

@@ -122,13 +122,14 @@ class BatchScheduler(Scheduler):
         ]
 
     def endpoint_options(self, executors: Iterable[Resource]) -> Options:
-        from chiltepin.config.schema import TOKEN_PATTERN, WALLTIME_RE
+        from chiltepin.config.schema import TOKEN_OR_BLANK_PATTERN, WALLTIME_RE
 
+        # "" means "the profile's" (chiltepin 0.1.x clients send it for "none").
         return {
-            "account": {"type": "string", "pattern": TOKEN_PATTERN},
+            "account": {"type": "string", "pattern": TOKEN_OR_BLANK_PATTERN},
             "queue": {
                 "type": "string",
-                "pattern": TOKEN_PATTERN,
+                "pattern": TOKEN_OR_BLANK_PATTERN,
                 "description": "Slurm QOS or PBS queue",
             },
             "walltime": {

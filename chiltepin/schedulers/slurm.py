@@ -45,5 +45,6 @@ class SlurmScheduler(BatchScheduler):
                 partitions.append(res.partition)
         options: Options = {}
         if partitions:
-            options["partition"] = {"type": "string", "enum": partitions}
+            # "": the executor's own (chiltepin 0.1.x clients send it for "none").
+            options["partition"] = {"type": "string", "enum": [*partitions, ""]}
         return options | super().endpoint_options(executors)
