@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import uuid
+import weakref
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from chiltepin.config import ConfigSource, load_resources
+from chiltepin.config.resources import selected_names
 from chiltepin.config.schema import AnyResource
 from chiltepin.errors import ConfigError
 
@@ -44,6 +46,16 @@ def resolve_resources(
     return load_resources(config, include=include)
 
 
+#: Started workflows' selected executor names, by DataFlowKernel (see task_executors).
+_SELECTED: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
+
+
+def task_executors(dfk: Any) -> list[str] | str:
+    """Where a task without ``executor=`` may run on ``dfk``: the executors its Workflow
+    selected, or Parsl's ``"all"`` for a DataFlowKernel no Workflow started."""
+    return list(_SELECTED.get(dfk, ())) or "all"
+
+
 class Workflow:
     """Run Parsl tasks on the configured resources.
 
@@ -62,7 +74,10 @@ class Workflow:
         log_file: str | Path | None = None,
         log_level: int | str | None = None,
     ) -> None:
+        if include is not None and not isinstance(include, str):
+            include = list(include)
         self.resources = resolve_resources(config, site=site, include=include)
+        self._executor_names = selected_names(self.resources, include)
         self.site = site
         self.run_dir = str(Path(run_dir).absolute()) if run_dir else unique_run_dir()
         self.log_file = str(log_file) if log_file else None
@@ -74,7 +89,14 @@ class Workflow:
 
     @property
     def executor_names(self) -> list[str]:
-        return list(self.resources)
+        """The resources ``include`` selected (all when it is None), in its order.
+
+        The Parsl configuration also has ``local`` when ``include`` omits it (chiltepin
+        0.1.x compatibility: ``executor="local"`` always works), but it is not listed
+        here: agents default to these executors, and a task without ``executor=`` runs
+        on one of these (see :func:`task_executors`), not on that implicit ``local``.
+        """
+        return list(self._executor_names)
 
     def start(self) -> Any:
         """Start the executors; return the Parsl DataFlowKernel."""
@@ -112,6 +134,7 @@ class Workflow:
             _shutdown_started(config)
             self._cleanup_containers()
             raise
+        _SELECTED[self.dfk] = self.executor_names
         parsl_logger = logging.getLogger("parsl")
         # Parsl logs to its own file (run_dir/.../parsl.log or log_file); keep its
         # debug flood out of the application's handlers.

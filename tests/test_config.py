@@ -51,7 +51,8 @@ def test_kinds_and_providers():
 
 def test_include_selects_and_unknown_include_is_an_error():
     cfg = {"compute": {"provider": "slurm", "partition": "compute"}}
-    assert list(load_resources(cfg, include=["compute"])) == ["compute"]
+    # local stays available (as in chiltepin 0.1.x), after the selection
+    assert list(load_resources(cfg, include=["compute"])) == ["compute", "local"]
     with pytest.raises(ConfigError, match="included resource 'compte'.*did you mean 'compute'"):
         load_resources(cfg, include=["compte"])
 
