@@ -20,6 +20,7 @@ from chiltepin.config.schema import (
     Provider,
     Resource,
 )
+from chiltepin.schedulers import SlurmScheduler
 
 
 def _partial(model: type[BaseModel], name: str, drop: tuple[str, ...] = ()) -> type[BaseModel]:
@@ -66,7 +67,7 @@ class SiteProfile(BaseModel):
     hostnames: list[str] = Field(
         default_factory=list, description="Shell patterns of login/compute node host names"
     )
-    scheduler: Provider = "slurm"
+    scheduler: Provider = SlurmScheduler.name
     defaults: SiteDefaults = Field(default_factory=SiteDefaults)  # type: ignore[valid-type]
     container: ContainerSettings | None = None
     exchange: ExchangeSettings | None = None
