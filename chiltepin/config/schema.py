@@ -77,9 +77,9 @@ def _check_walltime(value: str) -> str:
 Walltime = Annotated[str, AfterValidator(_check_walltime)]
 
 MPI_ONLY_KEYS = ("max_mpi_apps", "mpi_launcher")
+HTEX_ONLY_KEYS = ("cores_per_worker", "max_workers_per_node")
 #: chiltepin 0.1.x wrote "" for "none" (its remote resources default to it).
 BLANK_MEANS_UNSET = ("account", "partition", "queue")
-HTEX_ONLY_KEYS = ("cores_per_worker", "max_workers_per_node")
 
 
 def inapplicable(key: str, provider: str, mpi: bool) -> tuple[str, str] | None:
