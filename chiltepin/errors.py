@@ -35,11 +35,8 @@ class ChiltepinError(Exception):
     exit_code: ClassVar[int] = 2
 
 
-class ConfigError(ChiltepinError, ValueError):
-    """A configuration, profile or argument is invalid.
-
-    The message names the file (and line when known), the entry, the key and a hint.
-    """
+class _Located:
+    """A message that names where the problem is: file, line, entry, key, and a hint."""
 
     def __init__(
         self,
@@ -62,6 +59,7 @@ class ConfigError(ChiltepinError, ValueError):
         super().__init__(self._format())
 
     def _format(self) -> str:
+        """``FILE:LINE: <kind> 'ENTRY': key 'KEY': REASON (hint: HINT)``, unknown parts left out."""
         # Every part bounded and on one line: the CLI prints exactly one line per error.
         where = []
         if self.source:
@@ -75,6 +73,22 @@ class ConfigError(ChiltepinError, ValueError):
         if self.hint:
             text += f" (hint: {shorten(self.hint)})"
         return text
+
+
+class ConfigError(_Located, ChiltepinError, ValueError):
+    """A configuration, profile or argument is invalid.
+
+    The message names the file (and line when known), the entry, the key and a hint.
+    """
+
+
+class ConfigWarning(_Located, UserWarning):
+    """A configuration loads, but part of it is ignored (e.g. a key chiltepin 0.1.x
+    accepted that means nothing for the resource's provider or kind).
+
+    Named like a :class:`ConfigError` (file, line, entry, key, hint); the ``chiltepin``
+    command prints it as one ``chiltepin: warning: <message>`` line.
+    """
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

@@ -125,7 +125,12 @@ class TaskFunction:
             return PythonApp(
                 self._target, data_flow_kernel=dfk, join=True, executors=["_parsl_internal"]
             )
-        executors = executor if executor == "all" else _as_list(executor)
+        if executor == "all":
+            from chiltepin.workflow import task_executors
+
+            executors = task_executors(dfk)
+        else:
+            executors = _as_list(executor)
         if executors != "all":
             missing = [e for e in executors if e not in dfk.executors]
             if missing:

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import uuid
+import weakref
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from chiltepin.config import ConfigSource
+from chiltepin.config.resources import selected_names
 from chiltepin.config.source import ResolvedResources, WorkflowSource
 from chiltepin.errors import ConfigError, ServiceError
 
@@ -24,6 +26,16 @@ def unique_run_dir(base: str | Path = "runinfo") -> str:
     """A run directory no other workflow (or agent) will pick."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return str(Path(base).absolute() / f"{stamp}-{uuid.uuid4().hex[:8]}")
+
+
+#: Started workflows' selected executor names, by DataFlowKernel (see task_executors).
+_SELECTED: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
+
+
+def task_executors(dfk: Any) -> list[str] | str:
+    """Where a task without ``executor=`` may run on ``dfk``: the executors its Workflow
+    selected, or Parsl's ``"all"`` for a DataFlowKernel no Workflow started."""
+    return list(_SELECTED.get(dfk, ())) or "all"
 
 
 class Workflow:
@@ -62,6 +74,7 @@ class Workflow:
         self.resolved = resolved
         self.source = resolved.source
         self.resources = resolved.resources
+        self._executor_names = selected_names(self.resources, resolved.source.include)
         self.site = resolved.site
         run_dir = run_dir if run_dir is not None else resolved.source.run_dir
         self.run_dir = str(Path(run_dir).absolute()) if run_dir else unique_run_dir()
@@ -76,7 +89,14 @@ class Workflow:
 
     @property
     def executor_names(self) -> list[str]:
-        return list(self.resources)
+        """The resources ``include`` selected (all when it is None), in its order.
+
+        The Parsl configuration also has ``local`` when ``include`` omits it (chiltepin
+        0.1.x compatibility: ``executor="local"`` always works), but it is not listed
+        here: agents default to these executors, and a task without ``executor=`` runs
+        on one of these (see :func:`task_executors`), not on that implicit ``local``.
+        """
+        return list(self._executor_names)
 
     def start(self) -> Any:
         """Start the executors; return the Parsl DataFlowKernel.
@@ -122,6 +142,7 @@ class Workflow:
             self._cleanup_containers()
             self._remove_log_handler()
             raise
+        _SELECTED[self.dfk] = self.executor_names
         parsl_logger = logging.getLogger("parsl")
         # Parsl logs to its own file (run_dir/.../parsl.log or log_file); keep its
         # debug flood out of the application's handlers.

@@ -6,7 +6,7 @@ import pytest
 from helpers.infra import heavy_imports
 
 from chiltepin import configure
-from chiltepin.errors import ConfigError
+from chiltepin.errors import ConfigError, ConfigWarning
 
 CONFIG = {
     "compute": {
@@ -156,8 +156,10 @@ def test_create_htex_and_mpi_executors():
         configure.create_htex_executor("x", {"mpi": True})
     with pytest.raises(ConfigError, match="'mpi: false' does not fit create_mpi_executor"):
         configure.create_mpi_executor("x", {"mpi": False})
-    with pytest.raises(ConfigError, match="'max_mpi_apps' applies only to MPI resources"):
-        configure.create_htex_executor("x", {"max_mpi_apps": 2})
+    # As in 0.1.x, a key that does not apply is ignored, with one warning.
+    with pytest.warns(ConfigWarning, match="'max_mpi_apps' applies only to MPI resources"):
+        htex = configure.create_htex_executor("x", {"max_mpi_apps": 2})
+    assert isinstance(htex, HighThroughputExecutor)
 
 
 def test_create_executor_picks_the_kind():

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from chiltepin.config import RemoteResource, Resource, load_resources, resource_json_schema
-from chiltepin.errors import ConfigError
+from chiltepin.errors import ConfigError, ConfigWarning
 
 
 def bad(config, *fragments):
@@ -45,12 +45,14 @@ def test_kinds_and_providers():
     assert res["mpi"].launcher_for_mpi == "srun"
     assert res["pbs"].launcher_for_mpi == "mpiexec"
     assert isinstance(res["remote"], RemoteResource)
-    assert res["remote"].user_endpoint_config == {"partition": "x"}
+    sent = res["remote"].user_endpoint_config
+    assert sent["partition"] == "x" and "partition" not in sent["chiltepin_defaults"]
 
 
 def test_include_selects_and_unknown_include_is_an_error():
     cfg = {"compute": {"provider": "slurm", "partition": "compute"}}
-    assert list(load_resources(cfg, include=["compute"])) == ["compute"]
+    # local stays available (as in chiltepin 0.1.x), after the selection
+    assert list(load_resources(cfg, include=["compute"])) == ["compute", "local"]
     with pytest.raises(ConfigError, match="included resource 'compte'.*did you mean 'compute'"):
         load_resources(cfg, include=["compte"])
 
@@ -84,19 +86,63 @@ def test_malformed_walltime(walltime):
     bad({"c": {"provider": "slurm", "walltime": walltime}}, "key 'walltime'", "HH:MM:SS")
 
 
-def test_mpi_only_keys_on_non_mpi_resource():
-    bad({"c": {"max_mpi_apps": 2}}, "key 'max_mpi_apps'", "only to MPI", "mpi: true")
-    bad({"c": {"mpi_launcher": "srun"}}, "key 'mpi_launcher'", "only to MPI")
+def ignored(config, key, *fragments):
+    """``config`` loads with exactly one ConfigWarning, naming ``key``; return the resources."""
+    with pytest.warns(ConfigWarning) as caught:
+        resources = load_resources(config)
+    messages = [str(w.message) for w in caught if issubclass(w.category, ConfigWarning)]
+    assert len(messages) == 1, messages
+    for fragment in (f"key '{key}'", "ignored", *fragments):
+        assert fragment in messages[0], messages[0]
+    assert "\n" not in messages[0]
+    return resources
 
 
-def test_htex_only_keys_on_mpi_resource():
-    bad({"c": {"mpi": True, "max_workers_per_node": 2}}, "key 'max_workers_per_node'", "MPI")
+# Keys that mean nothing for a resource's provider or kind: chiltepin 0.1.x loads such
+# files and ignores them, so they are one warning each, not an error.
 
 
-def test_provider_only_keys_on_wrong_provider():
-    bad({"c": {"partition": "debug"}}, "key 'partition'", "provider 'localhost'", "slurm")
-    bad({"c": {"provider": "pbspro", "constraint": "knl"}}, "key 'constraint'", "pbspro")
-    bad({"c": {"walltime": "00:10:00"}}, "key 'walltime'", "provider 'localhost'")
+def test_mpi_only_keys_on_non_mpi_resource_are_ignored():
+    res = ignored({"c": {"max_mpi_apps": 2}}, "max_mpi_apps", "only to MPI", "mpi: true")
+    assert res["c"].max_mpi_apps == 1 and "max_mpi_apps" not in res["c"].model_fields_set
+    res = ignored({"c": {"mpi_launcher": "srun"}}, "mpi_launcher", "only to MPI")
+    assert res["c"].mpi_launcher is None
+
+
+def test_htex_only_keys_on_mpi_resource_are_ignored():
+    res = ignored({"c": {"mpi": True, "max_workers_per_node": 2}}, "max_workers_per_node", "MPI")
+    assert res["c"].max_workers_per_node is None
+
+
+def test_provider_only_keys_on_wrong_provider_are_ignored():
+    res = ignored({"c": {"partition": "debug"}}, "partition", "provider 'localhost'", "slurm")
+    assert res["c"].partition is None
+    res = ignored({"c": {"provider": "pbspro", "constraint": "knl"}}, "constraint", "pbspro")
+    assert res["c"].constraint is None
+    ignored({"c": {"walltime": "00:10:00"}}, "walltime", "provider 'localhost'")
+    ignored({"c": {"exclusive": False}}, "exclusive", "provider 'localhost'")
+
+
+def test_ignored_key_warning_names_file_line_and_resource(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("compute:\n  provider: localhost\n  partition: debug\n")
+    ignored(path, "partition", f"{path}:3", "resource 'compute'", "it applies to provider slurm")
+
+
+def test_ignored_keys_are_still_checked_for_spelling():
+    bad({"c": {"partiton": "debug"}}, "key 'partiton'", "unknown key", "did you mean 'partition'")
+
+
+def test_empty_account_partition_queue_mean_none(recwarn):
+    res = load_resources({"c": {"provider": "slurm", "account": "", "partition": "", "queue": ""}})
+    assert (res["c"].account, res["c"].partition, res["c"].queue) == (None, None, None)
+    # 0.1.x's localhost resources wrote account: "" too: nothing to warn about.
+    assert load_resources({"c": {"account": ""}})["c"].account is None
+    assert not [w for w in recwarn if issubclass(w.category, ConfigWarning)]
+
+
+def test_walltime_defaults_to_ten_minutes_as_0_1():
+    assert load_resources({"c": {"provider": "slurm"}})["c"].walltime == "00:10:00"
 
 
 def test_unknown_provider_and_launcher():

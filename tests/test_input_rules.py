@@ -315,7 +315,7 @@ def _paths_accept(tmp_path: Path, gc: Path, key: str, value: str) -> dict[str, b
     [
         ("account", "proj&&id", True),
         ("account", "proj", True),
-        ("account", "", False),
+        ("account", "", True),  # none, as in chiltepin 0.1.x
         ("account", "proj\n", False),
         ("account", "a b", False),
         ("account", "$(id)", False),

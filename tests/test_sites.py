@@ -213,10 +213,23 @@ def test_override_of_a_site_that_does_not_exist(layers):
     bad_site("nosuch", f"{path}:1", "merges into site 'nosuch'", "no earlier layer")
 
 
-def test_provider_key_on_wrong_scheduler_after_inheritance(layers):
+def test_provider_key_on_wrong_scheduler_after_inheritance_is_ignored(layers):
+    """As in resource configs (chiltepin 0.1.x compatibility): one warning, then ignored."""
+    from chiltepin.errors import ConfigWarning
+
     extra, _ = layers
-    write(extra, "bad", "scheduler: pbspro\nexecutors:\n  c:\n    partition: x\n")
-    bad_site("bad", "executor 'c'", "key 'partition'", "provider 'pbspro'")
+    path = write(extra, "odd", "scheduler: pbspro\nexecutors:\n  c:\n    partition: x\n")
+    with pytest.warns(ConfigWarning) as caught:
+        resource = load_site("odd").resources(["c"])["c"]
+    assert resource.provider == "pbspro" and resource.partition is None
+    messages = {str(w.message) for w in caught}
+    assert len(messages) == 1, messages
+    message = messages.pop()
+    for fragment in (f"{path}:4", "executor 'c'", "key 'partition'", "provider 'pbspro'"):
+        assert fragment in message, message
+    out = cli("site", "validate", "odd")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("chiltepin: warning:") == 1 and "key 'partition'" in out.stderr
 
 
 def test_name_must_match_file(layers):

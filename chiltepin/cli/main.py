@@ -45,10 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A command group given without its subcommand: show that group's help.
         (getattr(args, "group_parser", None) or parser).print_help(sys.stderr)
         return 2
+    import warnings
+
     from chiltepin.errors import ChiltepinError
 
     try:
-        return int(handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(handler(args) or 0)
     except ChiltepinError as exc:
         # The one place errors become exit statuses (see chiltepin.errors).
         print(f"chiltepin: error: {exc}", file=sys.stderr)
@@ -62,6 +66,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chiltepin: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Configuration warnings are one ``chiltepin: warning: ...`` line; others as usual."""
+    import warnings
+
+    from chiltepin.errors import ConfigWarning
+
+    if issubclass(category, ConfigWarning):
+        print(f"chiltepin: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 if __name__ == "__main__":

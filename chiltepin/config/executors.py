@@ -7,7 +7,7 @@ from typing import Any
 from parsl.executors.base import ParslExecutor
 
 from chiltepin.config.providers import build_provider
-from chiltepin.config.schema import AnyResource, RemoteResource, Resource
+from chiltepin.config.schema import AnyResource, RemoteResource
 
 
 def build_executor(
@@ -41,13 +41,8 @@ def build_executor(
         cores_per_worker=res.cores_per_worker,
         max_workers_per_node=res.max_workers_per_node,
         launch_cmd=launch_cmd,
-        **_loopback(res),
+        **res.scheduler.executor_options(),
     )
-
-
-def _loopback(res: Resource) -> dict:
-    # Workers on this machine reach the interchange on loopback; skip address probing.
-    return {"address": "127.0.0.1"} if res.provider == "localhost" else {}
 
 
 def _globus_compute(name: str, res: RemoteResource, client: Any = None) -> ParslExecutor:

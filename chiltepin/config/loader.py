@@ -6,6 +6,7 @@ import json
 import os
 import re
 import stat
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,10 +361,19 @@ def validate_model(
             entry_kind=kind,
             line=line,
         )
+    ignored: list[Any] = []  # keys the model dropped (see Resource._lenient)
     try:
-        return model.model_validate(dict(data))
+        result = model.model_validate(dict(data), context={"ignored": ignored})
     except ValidationError as exc:
         raise _to_config_error(exc, model, origin, path, where) from None
+    for item in ignored:
+        full = (*path, item.key)
+        source, line = origin.locate(full)
+        name, _, kind = where(full)
+        warnings.warn(
+            item.warning(source=source, line=line, entry=name, entry_kind=kind), stacklevel=2
+        )
+    return result
 
 
 def _to_config_error(

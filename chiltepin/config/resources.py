@@ -19,6 +19,10 @@ BUILTIN_LOCAL: dict[str, Any] = {
     "max_workers_per_node": 1,
 }
 
+#: The built-in ``local`` kept although ``include`` omits it: it starts no worker until a
+#: task asks for it (as chiltepin 0.1.x's built-in local).
+IMPLICIT_LOCAL: dict[str, Any] = {**BUILTIN_LOCAL, "init_blocks": 0}
+
 ConfigSource = None | str | Path | Mapping[str, Any]
 
 
@@ -31,7 +35,8 @@ def load_resources(
     """Validate ``config`` and return the selected resources by name.
 
     ``config`` is a YAML path, a mapping, or None (only the built-in ``local``).
-    ``include`` selects resources; None selects all. Raises ConfigError.
+    ``include`` selects resources; None selects all. ``local`` is always among them (see
+    :func:`select`). Raises ConfigError.
     """
     lines: LineMap = {}
     if config is None:
@@ -83,6 +88,12 @@ def check_name(name: Any, source: str, lines: LineMap) -> str:
 def select(
     resources: dict[str, AnyResource], include: Iterable[str] | None, source: str
 ) -> dict[str, AnyResource]:
+    """The resources ``include`` names, in its order (all for None).
+
+    ``local`` stays available when ``include`` omits it, as in chiltepin 0.1.x: it comes
+    last, and the built-in one then starts no worker until a task asks for it. (Which
+    resources were *selected* is :func:`selected_names`.)
+    """
     if include is None:
         return resources
     if isinstance(include, str):
@@ -101,4 +112,20 @@ def select(
             source=source,
             hint="name at least one resource, or pass include=None for all",
         )
+    if LOCAL_NAME not in chosen and LOCAL_NAME in resources:
+        local = resources[LOCAL_NAME]
+        if local == Resource.model_validate(BUILTIN_LOCAL):
+            local = Resource.model_validate(IMPLICIT_LOCAL)
+        chosen[LOCAL_NAME] = local
     return chosen
+
+
+def selected_names(
+    resources: Mapping[str, AnyResource], include: Iterable[str] | None
+) -> list[str]:
+    """The names of ``resources`` that ``include`` selected: all but a ``local`` that
+    :func:`select` kept without being asked."""
+    if include is None:
+        return list(resources)
+    wanted = [include] if isinstance(include, str) else list(include)
+    return [name for name in resources if name in wanted]

@@ -8,24 +8,72 @@ provider) or a :class:`RemoteResource` (a Globus Compute endpoint).
 from __future__ import annotations
 
 import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import core_schema
 
 from chiltepin import names
 from chiltepin.containers import RUNTIMES
-from chiltepin.errors import did_you_mean
+from chiltepin.errors import ConfigWarning, did_you_mean
 from chiltepin.names import NAME_RE  # noqa: F401 - the one name rule, re-exported
+from chiltepin.schedulers import (
+    SCHEDULERS,
+    LocalhostScheduler,
+    Scheduler,
+    get_scheduler,
+    schedulers_taking,
+)
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 # Values that end up in #SBATCH/#PBS lines or on a command line: no spaces, quotes or '$'.
-SchedulerToken = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.,:=+&|()\[\]*!%/@-]+$")]
+_TOKEN_CHARS = r"[A-Za-z0-9_.,:=+&|()\[\]*!%/@-]"
+TOKEN_PATTERN = f"^{_TOKEN_CHARS}+$"
+#: A token or "" (chiltepin 0.1.x clients send "" for "none").
+TOKEN_OR_BLANK_PATTERN = f"^{_TOKEN_CHARS}*$"
+SchedulerToken = Annotated[str, Field(min_length=1, pattern=TOKEN_PATTERN)]
+#: A scheduler token, or "" for none (as chiltepin 0.1.x sends).
+SchedulerTokenOrBlank = Annotated[str, Field(pattern=TOKEN_OR_BLANK_PATTERN)]
 
 WALLTIME_RE = re.compile(r"^\d+:[0-5]\d:[0-5]\d$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
-Provider = Literal["localhost", "slurm", "pbspro"]
+
+class Provider(str):
+    """A scheduler name from :data:`chiltepin.schedulers.SCHEDULERS` (checked, and listed
+    in JSON schemas, against the registry as it is when used)."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        return core_schema.no_info_after_validator_function(
+            _check_provider, core_schema.str_schema()
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
+        return {"enum": list(SCHEDULERS), "type": "string"}
+
+
+def _check_provider(value: str) -> str:
+    if value not in SCHEDULERS:
+        names = [repr(n) for n in SCHEDULERS]
+        choices = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+        raise ValueError(f"must be one of {choices}, got {value!r}")
+    return value
+
+
 #: A container runtime's name: one of chiltepin.containers.RUNTIMES (imports no Parsl).
 RuntimeName = Literal[tuple(RUNTIMES)]  # type: ignore[misc]
 
@@ -38,21 +86,34 @@ def _check_walltime(value: str) -> str:
 
 Walltime = Annotated[str, AfterValidator(_check_walltime)]
 
-# Keys that only some providers understand; anything else is provider-neutral.
-PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
-    "partition": ("slurm",),
-    "exclusive": ("slurm",),
-    "constraint": ("slurm",),
-    "gres": ("slurm",),
-    "mem_per_node": ("slurm",),
-    "gpus_per_node": ("slurm", "pbspro"),
-    "queue": ("slurm", "pbspro"),
-    "account": ("slurm", "pbspro"),
-    "walltime": ("slurm", "pbspro"),
-    "scheduler_options": ("slurm", "pbspro"),
-}
 MPI_ONLY_KEYS = ("max_mpi_apps", "mpi_launcher")
 HTEX_ONLY_KEYS = ("cores_per_worker", "max_workers_per_node")
+#: chiltepin 0.1.x wrote "" for "none" (its remote resources default to it).
+BLANK_MEANS_UNSET = ("account", "partition", "queue")
+
+
+def drop_blank(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` without the keys whose empty value means none (as in chiltepin 0.1.x)."""
+    return {k: v for k, v in data.items() if not (k in BLANK_MEANS_UNSET and v == "")}
+
+
+def inapplicable(key: str, provider: str, mpi: bool) -> tuple[str, str] | None:
+    """Why resource key ``key`` means nothing on ``provider`` (an MPI resource if ``mpi``):
+    (message, hint), or None when it applies. The scheduler classes say which of the
+    scheduler-specific keys they take."""
+    if not get_scheduler(provider).applies(key):
+        return (
+            f"'{key}' is not used by provider '{provider}'",
+            f"it applies to provider {' or '.join(schedulers_taking(key))}",
+        )
+    if key in MPI_ONLY_KEYS and not mpi:
+        return f"'{key}' applies only to MPI resources", "add 'mpi: true'"
+    if key in HTEX_ONLY_KEYS and mpi:
+        return (
+            f"'{key}' is not used by MPI resources",
+            "use 'max_mpi_apps' to set how many MPI tasks run at once",
+        )
+    return None
 
 
 class _Strict(BaseModel):
@@ -146,7 +207,7 @@ class EndpointSettings(_Strict):
 class Resource(_Strict):
     """A Parsl executor on this machine or on a batch scheduler."""
 
-    provider: Provider = "localhost"
+    provider: Provider = LocalhostScheduler.name
     mpi: bool = False
     max_mpi_apps: PositiveInt = 1
     mpi_launcher: Literal["srun", "mpiexec", "aprun"] | None = None
@@ -159,7 +220,7 @@ class Resource(_Strict):
     partition: SchedulerToken | None = None
     queue: SchedulerToken | None = Field(default=None, description="Slurm QOS or PBS queue")
     account: SchedulerToken | None = None
-    walltime: Walltime = Field(default="01:00:00", description="HH:MM:SS")
+    walltime: Walltime = Field(default="00:10:00", description="HH:MM:SS")  # as chiltepin 0.1.x
     environment: list[str] = Field(
         default_factory=list, description="Shell lines run before workers start"
     )
@@ -173,30 +234,38 @@ class Resource(_Strict):
     retries: NonNegativeInt = 0
     container: ContainerSettings | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lenient(cls, data: Any, info: ValidationInfo) -> Any:
+        """Load what chiltepin 0.1.x loads: an empty account, partition or queue means
+        none, and a key that means nothing for the provider or kind (``partition`` on
+        localhost, ``max_mpi_apps`` without ``mpi``, ...) is dropped with a warning.
+        Unknown keys stay errors.
+
+        The warnings go to ``info.context["ignored"]`` (a list of :class:`Ignored`) when
+        the caller passes one, so it can name file and line; else they are issued here.
+        """
+        if not isinstance(data, Mapping):
+            return data
+        data = drop_blank(data)
+        provider = data.get("provider", LocalhostScheduler.name)
+        mpi = data.get("mpi", False)
+        if provider not in SCHEDULERS or not isinstance(mpi, bool):
+            return data  # reported as errors by the field checks
+        sink = (info.context or {}).get("ignored")
+        for key in [k for k in data if k in cls.model_fields]:
+            problem = inapplicable(key, provider, mpi)
+            if problem:
+                del data[key]
+                ignored = Ignored(key, *problem)
+                if sink is None:
+                    warnings.warn(ignored.warning(), stacklevel=2)
+                else:
+                    sink.append(ignored)
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> Resource:
-        given = self.model_fields_set
-        for key, providers in PROVIDER_KEYS.items():
-            if key in given and self.provider not in providers:
-                raise _KeyProblem(
-                    key,
-                    f"'{key}' is not used by provider '{self.provider}'",
-                    f"it applies to provider {' or '.join(providers)}",
-                )
-        if not self.mpi:
-            for key in MPI_ONLY_KEYS:
-                if key in given:
-                    raise _KeyProblem(
-                        key, f"'{key}' applies only to MPI resources", "add 'mpi: true'"
-                    )
-        else:
-            for key in HTEX_ONLY_KEYS:
-                if key in given:
-                    raise _KeyProblem(
-                        key,
-                        f"'{key}' is not used by MPI resources",
-                        "use 'max_mpi_apps' to set how many MPI tasks run at once",
-                    )
         if self.min_blocks > self.max_blocks:
             raise _KeyProblem("min_blocks", "min_blocks is larger than max_blocks", None)
         if self.init_blocks > self.max_blocks:
@@ -204,11 +273,51 @@ class Resource(_Strict):
         return self
 
     @property
+    def scheduler(self) -> Scheduler:
+        """The scheduler class instance for ``provider``."""
+        return get_scheduler(self.provider)
+
+    @property
     def launcher_for_mpi(self) -> str:
-        """The MPI launcher: explicit, else srun on Slurm and mpiexec elsewhere."""
-        if self.mpi_launcher:
-            return self.mpi_launcher
-        return "srun" if self.provider == "slurm" else "mpiexec"
+        """The MPI launcher: explicit, else the scheduler's default (srun on Slurm)."""
+        return self.scheduler.mpi_launcher(self)
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A resource key that was dropped because it means nothing there."""
+
+    key: str
+    message: str
+    hint: str
+
+    def warning(self, **where: Any) -> ConfigWarning:
+        """The warning naming this key (``where``: source, line, entry, entry_kind)."""
+        return ConfigWarning(f"{self.message}; ignored", key=self.key, hint=self.hint, **where)
+
+
+#: The ``user_endpoint_config`` keys chiltepin 0.1.x's endpoint template reads, with the
+#: defaults 0.1.x sends when a resource leaves them out (``mpi_launcher``: the provider's).
+V01_ENDPOINT_DEFAULTS: dict[str, Any] = {
+    "mpi": False,
+    "max_mpi_apps": 1,
+    "mpi_launcher": None,
+    "provider": LocalhostScheduler.name,
+    "cores_per_node": 1,
+    "nodes_per_block": 1,
+    "init_blocks": 0,
+    "min_blocks": 0,
+    "max_blocks": 1,
+    "exclusive": True,
+    "partition": "",
+    "queue": "",
+    "account": "",
+    "walltime": "00:10:00",
+    "worker_init": "",
+}
+#: The option listing which keys of a user endpoint config are filled-in defaults, so
+#: endpoints chiltepin generates keep their site profile's values for them.
+DEFAULTED_OPTION = "chiltepin_defaults"
 
 
 class RemoteResource(BaseModel):
@@ -225,9 +334,9 @@ class RemoteResource(BaseModel):
     executor: str | None = Field(
         default=None, pattern=names.NAME_PATTERN, max_length=names.NAME_MAX_LENGTH
     )
-    partition: SchedulerToken | None = None
-    account: SchedulerToken | None = None
-    queue: SchedulerToken | None = None
+    partition: SchedulerTokenOrBlank | None = None
+    account: SchedulerTokenOrBlank | None = None
+    queue: SchedulerTokenOrBlank | None = None
     walltime: Walltime | None = None
     nodes_per_block: PositiveInt | None = None
     max_blocks: PositiveInt | None = None
@@ -236,9 +345,24 @@ class RemoteResource(BaseModel):
 
     @property
     def user_endpoint_config(self) -> dict[str, Any]:
-        options = self.model_dump(exclude_unset=True)
-        options.pop("endpoint", None)
-        return options
+        """What is sent to the endpoint: the resource's keys, ``environment`` as
+        ``worker_init`` (joined lines), and every key chiltepin 0.1.x's endpoint template
+        reads, defaulted as 0.1.x does (so endpoints 0.1.x configured work), plus
+        :data:`DEFAULTED_OPTION` naming the defaulted keys (ignored by 0.1.x)."""
+        given = self.model_dump(exclude_unset=True)
+        given.pop("endpoint", None)
+        environment = given.pop("environment", None)
+        if environment is not None:
+            lines = [environment] if isinstance(environment, str) else list(environment)
+            if "worker_init" in given:
+                lines.append(given["worker_init"])
+            given["worker_init"] = "\n".join(str(line) for line in lines)
+        provider = given.get("provider", V01_ENDPOINT_DEFAULTS["provider"])
+        defaults = dict(V01_ENDPOINT_DEFAULTS)
+        scheduler = SCHEDULERS.get(provider) if isinstance(provider, str) else None
+        defaults["mpi_launcher"] = (scheduler or Scheduler).default_mpi_launcher
+        filled = [key for key in defaults if key not in given]
+        return {**defaults, **given, DEFAULTED_OPTION: filled}
 
 
 AnyResource = Resource | RemoteResource

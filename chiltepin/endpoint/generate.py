@@ -5,7 +5,9 @@ chosen by the user option ``executor``; partition, account, QOS, walltime and bl
 geometry default to the profile's values and may be overridden per task submission
 within ``user_config_schema.json``. Option values reach the template JSON-encoded
 (globus-compute-endpoint's sanitiser): strings are compared as ``'"compute"'`` and
-substituted as YAML double-quoted scalars, so no user value can inject YAML.
+substituted as YAML double-quoted scalars, so no user value can inject YAML. The keys
+chiltepin 0.1.x clients send (see ``RemoteResource.user_endpoint_config``) are admitted
+too: "" and the values that client filled in as defaults leave the profile's in place.
 
 Nothing here downloads at worker start (unlike globus-compute-endpoint's default
 template, which installs ``uv`` and packages): workers use the site's container image or
@@ -20,11 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter
 
 from chiltepin._version import __version__
-from chiltepin.config.schema import WALLTIME_RE, Resource, SchedulerToken
+from chiltepin.config.schema import DEFAULTED_OPTION, V01_ENDPOINT_DEFAULTS, Resource
 from chiltepin.names import check_name
+from chiltepin.schedulers import Scheduler, Setting
 
 TEMPLATE = "user_config_template.yaml.j2"
 SCHEMA = "user_config_schema.json"
@@ -32,21 +34,6 @@ CONFIG = "config.yaml"
 ENVIRONMENT = "user_environment.yaml"
 IDENTITY_MAPPING = "identity_mapping_config.json"
 MANIFEST = "chiltepin.json"
-
-#: Launcher that starts one worker pool per node of a high-throughput block.
-HTEX_LAUNCHERS = {
-    "localhost": "SingleNodeLauncher",
-    "slurm": "SrunLauncher",
-    "pbspro": "MpiExecLauncher",
-}
-PROVIDERS = {"localhost": "LocalProvider", "slurm": "SlurmProvider", "pbspro": "PBSProProvider"}
-
-#: Python's re (globus-compute-endpoint's jsonschema) lets '$' match before a final
-#: newline, pydantic's regex engine does not: refuse newlines outright so that an option
-#: is held to exactly the rule its resource key is.
-_ONE_LINE: dict[str, Any] = {"not": {"pattern": r"\n"}}
-#: The JSON Schema of account/queue options: the very type resources and profiles use.
-_TOKEN_SCHEMA: dict[str, Any] = {**TypeAdapter(SchedulerToken).json_schema(), **_ONE_LINE}
 
 
 @dataclass
@@ -66,8 +53,9 @@ class EndpointPlan:
     environment: dict[str, str] = field(default_factory=dict)  # user_environment.yaml
 
     @property
-    def scheduler(self) -> str:
-        return self.executors[self.default_executor].provider
+    def scheduler(self) -> Scheduler:
+        """The scheduler of the default executor (it decides the option schema)."""
+        return self.executors[self.default_executor].scheduler
 
 
 def generate(plan: EndpointPlan) -> dict[str, str]:
@@ -136,16 +124,8 @@ def default_environment(site: str, site_path: str | None) -> dict[str, str]:
 # ---------------------------------------------------------------------------- schema
 
 
-def _partitions(plan: EndpointPlan) -> list[str]:
-    seen: list[str] = []
-    for res in plan.executors.values():
-        if res.partition and res.partition not in seen:
-            seen.append(res.partition)
-    return seen
-
-
-def schema(plan: EndpointPlan) -> dict[str, Any]:
-    """JSON Schema of the options a user may send (globus-compute-endpoint validates)."""
+def _read_options(plan: EndpointPlan) -> dict[str, Any]:
+    """The options the template reads, with their JSON schemas."""
     props: dict[str, Any] = {
         "executor": {
             "type": "string",
@@ -153,21 +133,7 @@ def schema(plan: EndpointPlan) -> dict[str, Any]:
             "description": f"site '{plan.site}' executor (default {plan.default_executor})",
         },
     }
-    batch = plan.scheduler != "localhost"
-    if plan.scheduler == "slurm":
-        partitions = _partitions(plan)
-        if partitions:
-            props["partition"] = {"type": "string", "enum": partitions}
-    if batch:
-        props["account"] = dict(_TOKEN_SCHEMA)
-        props["queue"] = {**_TOKEN_SCHEMA, "description": "Slurm QOS or PBS queue"}
-        props["walltime"] = {
-            "type": "string",
-            "pattern": WALLTIME_RE.pattern,
-            **_ONE_LINE,
-            "description": "HH:MM:SS",
-        }
-        props["nodes_per_block"] = {"type": "integer", "minimum": 1}
+    props.update(plan.scheduler.endpoint_options(plan.executors.values()))
     props["max_blocks"] = {"type": "integer", "minimum": 1}
     if any(not r.mpi for r in plan.executors.values()):
         props["max_workers_per_node"] = {
@@ -178,6 +144,36 @@ def schema(plan: EndpointPlan) -> dict[str, Any]:
     props["worker_init"] = {
         "type": "string",
         "description": "shell lines run after the site's own before workers start",
+    }
+    return props
+
+
+def _v01_options(read: dict[str, Any]) -> list[str]:
+    """Options chiltepin 0.1.x clients send that the template reads: blank or defaulted
+    (:data:`DEFAULTED_OPTION`) values leave the profile's value in place."""
+    return [key for key in V01_ENDPOINT_DEFAULTS if key in read]
+
+
+def schema(plan: EndpointPlan) -> dict[str, Any]:
+    """JSON Schema of the options a user may send (globus-compute-endpoint validates).
+
+    Besides the options the template reads, every key chiltepin 0.1.x clients send is
+    admitted (so their remote resources work here) and ignored where the profile decides.
+    """
+    props = _read_options(plan)
+    json_types = {bool: "boolean", int: "integer", str: "string", type(None): "string"}
+    for key, default in V01_ENDPOINT_DEFAULTS.items():
+        props.setdefault(
+            key,
+            {
+                "type": json_types[type(default)],
+                "description": "sent by chiltepin 0.1.x clients; this site profile decides",
+            },
+        )
+    props[DEFAULTED_OPTION] = {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "options whose values are client defaults: the profile's apply",
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -208,11 +204,10 @@ def _jinja_str(value: str) -> str:
 
 def _opt(key: str, default: Any) -> str:
     """A user-overridable value: the option if given, else the profile's default."""
-    if default is None:
-        return f"{{{{ {key} }}}}"
+    # default(..., true): an option left blank (see template()) is not given.
     if isinstance(default, str):
-        return f"{{{{ {key} | default({_jinja_str(default)}) }}}}"
-    return f"{{{{ {key} | default({json.dumps(default)}) }}}}"
+        return f"{{{{ {key} | default({_jinja_str(default)}, true) }}}}"
+    return f"{{{{ {key} | default({json.dumps(default)}, true) }}}}"
 
 
 def _line(indent: int, key: str, value: str) -> str:
@@ -224,10 +219,24 @@ def _optional(indent: int, key: str, option: str, default: Any) -> list[str]:
     if default is not None:
         return [_line(indent, key, _opt(option, default))]
     return [
-        f"{{%- if {option} is defined %}}",
+        f"{{%- if {option} is defined and {option} %}}",
         _line(indent, key, f"{{{{ {option} }}}}"),
         "{%- endif %}",
     ]
+
+
+def _setting(indent: int, setting: Setting) -> list[str]:
+    """One provider keyword argument: user-overridable, fixed, or left to Parsl's default."""
+    if setting.option is not None:
+        return _optional(indent, setting.key, setting.option, setting.value)
+    value = setting.value
+    if value is None:
+        return []
+    if isinstance(value, bool):
+        return [_line(indent, setting.key, "true" if value else "false")]
+    if isinstance(value, str):
+        return [_line(indent, setting.key, f'"{_dq(value)}"')]
+    return [_line(indent, setting.key, str(value))]
 
 
 def _engine_block(plan: EndpointPlan, name: str, res: Resource) -> list[str]:
@@ -240,44 +249,22 @@ def _engine_block(plan: EndpointPlan, name: str, res: Resource) -> list[str]:
         workers = res.max_workers_per_node
         out += _optional(2, "max_workers_per_node", "max_workers_per_node", workers)
         out.append(_line(2, "cores_per_worker", repr(float(res.cores_per_worker))))
-    if res.provider == "localhost":
-        out.append(_line(2, "address", '"127.0.0.1"'))
+    scheduler = res.scheduler
+    for key, value in scheduler.executor_options().items():
+        out.append(_line(2, key, f'"{_dq(value)}"'))
     if name in plan.containers:
         for key, value in plan.containers[name].items():
             out.append(_line(2, key, f'"{_dq(value)}"'))
-    out += ["  provider:", _line(4, "type", PROVIDERS[res.provider])]
+    out += ["  provider:", _line(4, "type", scheduler.provider_class)]
     p = 4
-    if res.provider == "slurm":
-        out += _optional(p, "partition", "partition", res.partition)
-        out += _optional(p, "account", "account", res.account)
-        out += _optional(p, "qos", "queue", res.queue)
-        for key in ("constraint", "gres"):
-            value = getattr(res, key)
-            if value is not None:
-                out.append(_line(p, key, f'"{_dq(value)}"'))
-        for key in ("mem_per_node", "gpus_per_node", "cores_per_node"):
-            value = getattr(res, key)
-            if value is not None:
-                out.append(_line(p, key, str(value)))
-        out.append(_line(p, "exclusive", "true" if res.exclusive else "false"))
-    elif res.provider == "pbspro":
-        out += _optional(p, "account", "account", res.account)
-        out += _optional(p, "queue", "queue", res.queue)
-        out.append(_line(p, "cpus_per_node", str(res.cores_per_node or 1)))
-        if res.gpus_per_node:
-            out.append(_line(p, "select_options", f'"ngpus={res.gpus_per_node}"'))
-    if res.provider != "localhost":
-        out.append(_line(p, "nodes_per_block", _opt("nodes_per_block", res.nodes_per_block)))
-        out.append(_line(p, "walltime", _opt("walltime", res.walltime)))
-        if res.scheduler_options:
-            out.append(_line(p, "scheduler_options", f'"{_dq(res.scheduler_options)}"'))
+    for setting in scheduler.settings(res):
+        out += _setting(p, setting)
     out.append(_line(p, "init_blocks", str(res.init_blocks)))
     out.append(_line(p, "min_blocks", str(res.min_blocks)))
     out.append(_line(p, "max_blocks", _opt("max_blocks", res.max_blocks)))
     init = _dq("\n".join(res.environment))
     out.append(_line(p, "worker_init", f'"{init}{{{{ _user_init }}}}"'))
-    launcher = "SimpleLauncher" if res.mpi else HTEX_LAUNCHERS[res.provider]
-    out += ["    launcher:", _line(6, "type", launcher)]
+    out += ["    launcher:", _line(6, "type", scheduler.launcher_class(res))]
     return out
 
 
@@ -293,7 +280,17 @@ def template(plan: EndpointPlan) -> str:
         "  YAML double-quoted scalars. Preview: chiltepin endpoint render NAME -o OPTIONS.json",
         "-#}",
         f"{{%- set executor = executor | default({_jinja_str(plan.default_executor)}) %}}",
-        "{%- set _user_init = ('\\\\n' ~ worker_init[1:-1]) if worker_init is defined else '' %}",
+        f"{{%- set _defaulted = {DEFAULTED_OPTION} | default([]) %}}",
+    ]
+    for key in _v01_options(_read_options(plan)):
+        # "" (0.1.x's "none") or a client default: blank, so the profile's value applies.
+        blank = f"{key} == '\"\"' or {_jinja_str(key)} in _defaulted"
+        lines.append(
+            f"{{%- if {key} is defined and ({blank}) %}}{{%- set {key} = '' %}}{{%- endif %}}"
+        )
+    lines += [
+        "{%- set _user_init = ('\\\\n' ~ worker_init[1:-1]) "
+        "if worker_init is defined and worker_init else '' %}",
         "idle_heartbeats_soft: 10",
         "idle_heartbeats_hard: 5760",
         "",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from chiltepin import names
 from chiltepin.config.schema import (
@@ -20,7 +20,9 @@ from chiltepin.config.schema import (
     Provider,
     Resource,
     _KeyProblem,
+    drop_blank,
 )
+from chiltepin.schedulers import SlurmScheduler
 
 
 def _partial(model: type[BaseModel], name: str, drop: tuple[str, ...] = ()) -> type[BaseModel]:
@@ -35,10 +37,20 @@ def _partial(model: type[BaseModel], name: str, drop: tuple[str, ...] = ()) -> t
         fields[key] = (info.annotation | None, info)
     return create_model(
         name,
-        __config__=ConfigDict(extra="forbid", strict=True),
+        __base__=_PartialBase,
         __doc__=f"Any subset of the keys of {model.__name__}.",
         **fields,
     )
+
+
+class _PartialBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, data: Any) -> Any:
+        # As for a resource: an empty account, partition or queue means none (0.1.x).
+        return drop_blank(data) if isinstance(data, dict) else data
 
 
 ContainerOverride = _partial(ContainerSettings, "ContainerOverride")
@@ -69,7 +81,7 @@ class SiteProfile(BaseModel):
     hostnames: list[str] = Field(
         default_factory=list, description="Shell patterns of login/compute node host names"
     )
-    scheduler: Provider = "slurm"
+    scheduler: Provider = SlurmScheduler.name
     defaults: SiteDefaults = Field(default_factory=SiteDefaults)  # type: ignore[valid-type]
     container: ContainerSettings | None = None
     exchange: ExchangeSettings | None = None

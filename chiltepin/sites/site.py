@@ -8,26 +8,11 @@ from typing import Any
 
 from chiltepin.config.loader import Origin, validate_model
 from chiltepin.config.resources import BUILTIN_LOCAL, LOCAL_NAME, select
-from chiltepin.config.schema import (
-    HTEX_ONLY_KEYS,
-    MPI_ONLY_KEYS,
-    PROVIDER_KEYS,
-    ExchangeSettings,
-    Resource,
-)
+from chiltepin.config.schema import ExchangeSettings, Resource, inapplicable
 from chiltepin.sites.schema import SiteProfile
 
 #: Where a resolved value came from: (description, file, line).
 Provenance = tuple[str, str | None, int | None]
-
-
-def _applies(key: str, provider: str, mpi: bool) -> bool:
-    """Whether a site-wide default is meaningful for an executor."""
-    if key in PROVIDER_KEYS and provider not in PROVIDER_KEYS[key]:
-        return False
-    if key in MPI_ONLY_KEYS and not mpi:
-        return False
-    return not (key in HTEX_ONLY_KEYS and mpi)
 
 
 @dataclass
@@ -66,7 +51,8 @@ class Site:
         }
         defaults = self.profile.defaults.model_dump(exclude_none=True)
         for key, value in defaults.items():
-            if _applies(key, provider, mpi):
+            # A site-wide default reaches only the executors it means something to.
+            if inapplicable(key, provider, mpi) is None:
                 values[key] = value
                 where[key] = self._here(("defaults", key), "defaults")
         for key, value in given.items():
@@ -88,7 +74,8 @@ class Site:
             entry_kind="executor",
         )
         for key in Resource.model_fields:
-            where.setdefault(key, ("built-in default", None, None))
+            if key not in resource.model_fields_set:  # unset, or ignored as inapplicable
+                where[key] = ("built-in default", None, None)
         return resource, where
 
     def _container(self, name: str, override: Any) -> dict[str, Any] | None:
