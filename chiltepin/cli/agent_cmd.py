@@ -137,6 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _unit(args: argparse.Namespace) -> int:
     from chiltepin.agents.serve import load_service
     from chiltepin.agents.serve.unit import render_unit, unit_name, write_unit
+    from chiltepin.cli.output import info
 
     service = load_service(args.config)
     if not args.output:
@@ -144,10 +145,9 @@ def _unit(args: argparse.Namespace) -> int:
         return 0
     path = write_unit(service, args.output)
     print(path)
-    print(
+    info(
         f"next: systemctl --user daemon-reload && systemctl --user enable --now "
-        f"{unit_name(service.name)}",
-        file=sys.stderr,
+        f"{unit_name(service.name)}"
     )
     return 0
 
@@ -156,13 +156,13 @@ def _launch(args: argparse.Namespace) -> int:
     _quiet_client()
     from chiltepin.agents.serve.control import launch_service
     from chiltepin.agents.serve.state import log_path
+    from chiltepin.cli.output import info
 
     state = launch_service(args.config, timeout=args.timeout)
     print(state.agent_id)
-    print(
+    info(
         f"agent service '{state.name}': {state.agent_class} on {state.exchange_label}, "
-        f"pid {state.pid}, log {log_path(state.name)}",
-        file=sys.stderr,
+        f"pid {state.pid}, log {log_path(state.name)}"
     )
     return 0
 
