@@ -111,6 +111,7 @@ def _list(args: argparse.Namespace) -> int:
                     "digest": i.digest,
                     "size": i.size,
                     "path": i.path,
+                    "labels": dict(i.labels) if i.labels is not None else None,
                     "wanted": wanted in (i.name, i.path),
                 }
                 for i in images
@@ -122,6 +123,9 @@ def _list(args: argparse.Namespace) -> int:
             fields = [info.name, info.digest or "-", info.size or "-"]
             if info.path:
                 fields.append(info.path)
+            version = (info.labels or {}).get("org.opencontainers.image.version")
+            if version:  # read from the image itself (singularity inspect)
+                fields.append(f"version {version}")
             print(mark, "\t".join(fields))
     if args.json:
         from chiltepin.cli.output import print_json

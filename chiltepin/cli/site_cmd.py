@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=_list)
 
     show = cmds.add_parser("show", help="show a site's profile")
-    show.add_argument("name")
+    show.add_argument("name").completer = site_names  # type: ignore[attr-defined]
     show.add_argument(
         "--resolved",
         action="store_true",
@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=_show)
 
     validate = cmds.add_parser("validate", help="validate one site or file (default: all)")
-    validate.add_argument("target", nargs="?", help="site name or profile file")
+    validate.add_argument(
+        "target", nargs="?", help="site name or profile file"
+    ).completer = site_names  # type: ignore[attr-defined]
     validate.set_defaults(handler=_validate)
 
     cmds.add_parser("detect", help="which site profile matches this host").set_defaults(
@@ -36,6 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     schema = cmds.add_parser("schema", help="print the JSON Schema of site profiles")
     schema.set_defaults(handler=_schema)
+
+
+def site_names(**_: object) -> list[str]:
+    """Shell completion (argcomplete) of a site name."""
+    from chiltepin.sites import SiteRegistry
+
+    return SiteRegistry().names()
 
 
 def _json_option(parser: argparse.ArgumentParser) -> None:
