@@ -69,6 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _exchange_options(shutdown)
     shutdown.set_defaults(handler=_shutdown)
 
+    schema = cmds.add_parser("schema", help="print the JSON Schema of agent service files")
+    schema.set_defaults(handler=_schema)
+
 
 def _exchange_options(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
@@ -248,6 +251,13 @@ def _shutdown(args: argparse.Namespace) -> int:
     target = resolve(args.target, _exchange(args))
     message = asyncio.run(shutdown_agent(target, timeout=args.timeout))
     print(message)
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from chiltepin.agents.serve.config import service_json_schema
+
+    print(json.dumps(service_json_schema(), indent=2))
     return 0
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from chiltepin.config.schema import (
     NAME_RE,
+    SCHEMA_URL,
     ContainerSettings,
     EndpointSettings,
     ExchangeSettings,
@@ -80,6 +81,7 @@ def profile_json_schema() -> dict[str, Any]:
     """JSON Schema of a site profile file (published as site_configs/schema.json)."""
     schema = SiteProfile.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = SCHEMA_URL + "site_configs/schema.json"
     schema["title"] = "chiltepin site profile"
     schema["properties"]["executors"]["propertyNames"] = {"pattern": NAME_RE.pattern}
     return schema
