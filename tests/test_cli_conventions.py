@@ -292,6 +292,7 @@ def test_shell_completion(tmp_path):
     commands = complete("chiltepin site ", tmp_path)[2]
     assert {"list", "show", "validate", "detect", "schema"} <= set(commands)
     assert complete("chiltepin site show h", tmp_path)[2] == ["hera", "hercules"]
+    assert complete("chiltepin image pull --site u", tmp_path)[2] == ["ursa "]
     assert complete("chiltepin image list --j", tmp_path)[2] == ["--json "]
     script = subprocess.run(
         [str(BIN / "register-python-argcomplete"), "chiltepin"], capture_output=True, text=True

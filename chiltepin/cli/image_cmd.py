@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from chiltepin.cli.site_cmd import site_names
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser("image", help="container images for workers (pull, list, path, check)")
@@ -13,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = group.add_subparsers(metavar="SUBCOMMAND")
 
     def common(p: argparse.ArgumentParser, image: bool = True) -> None:
-        p.add_argument("--site", help="site profile (default: the one matching this host)")
+        p.add_argument(
+            "--site", help="site profile (default: the one matching this host)"
+        ).completer = site_names  # type: ignore[attr-defined]
         p.add_argument(
             "--runtime",
             help="apptainer, singularity, podman, docker or charliecloud (default: the site's)",
