@@ -28,6 +28,7 @@ def set_verbosity(level: int) -> None:
     logger = logging.getLogger("chiltepin")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO if level == 1 else logging.DEBUG)
+    logger.propagate = False  # once, even where a command configures the root logger too
 
 
 def quiet() -> bool:
