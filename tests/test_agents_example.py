@@ -27,6 +27,11 @@ def test_temperature_forecast_example(tmp_path):
     first = re.search(r"Forecast: Boulder, CO: (sunny|cloudy|rainy|snowy), (-?[\d.]+)°C", out)
     assert first and abs(float(first[2]) - 20.0) <= 1.0, out
     assert re.search(r"Updated stats: \{'temperature': -?[\d.]+", out), out
+    # The agent counts each forecast once its task's result is back (the task itself runs
+    # on a worker with a copy of the agent's state, so it cannot).
+    assert "'forecasts_generated': 0}" in out.split("Forecast: ")[0], out
+    assert re.search(r"Updated stats: \{.*'forecasts_generated': 1\}", out), out
+    assert re.search(r"Final stats: \{.*'forecasts_generated': 2\}", out), out
     new = re.search(r"New forecast: Boulder, CO: \w+, (-?[\d.]+)°C", out)
     assert new and abs(float(new[1]) - 25.0) <= 1.0, out
     assert out.rstrip().endswith("Done!")

@@ -1,9 +1,10 @@
 """Container runtimes without a running container: image references, the commands each
-runtime builds, the definition files, and bad input through the real CLI.
+runtime builds, and bad input through the real CLI (the definition files, their labels and
+versions: tests/test_container_metadata.py).
 
 Apptainer and Singularity cannot be installed on the project's Debian 12 machines (not in
-bookworm, not on PyPI): their tests check the commands as built and the definition file
-as parsed, and say so in their names (``..._apptainer_command_construction_only``).
+bookworm, not on PyPI): their tests check the commands as built, and say so in their
+names (``..._apptainer_command_construction_only``).
 Podman and Charliecloud run for real in tests/test_containers_podman.py and
 tests/test_containers_slurm.py.
 """
@@ -11,7 +12,6 @@ tests/test_containers_slurm.py.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import string
@@ -36,7 +36,6 @@ from chiltepin.containers import (
     get_runtime,
     parse_image_ref,
 )
-from chiltepin.containers.reference import DEFAULT_IMAGE
 from chiltepin.containers.wiring import EXEC_VAR, ContainerPlan
 from chiltepin.errors import ConfigError
 
@@ -296,85 +295,6 @@ def test_tasks_put_the_container_into_parsl_mpi_prefix(monkeypatch):
     target()
     target()  # a reused worker must not add it twice
     assert os.environ["PARSL_MPI_PREFIX"] == "srun -n 4 /run/containers/mpi-exec.sh"
-
-
-# -------------------------------------------------------- definitions and versions
-def parse_definition(text: str) -> tuple[dict[str, str], dict[str, str]]:
-    """Apptainer definition file: (header keys, section name -> body)."""
-    header: dict[str, str] = {}
-    sections: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in text.splitlines():
-        match = re.match(r"^%(\w+)\s*$", line)
-        if match:
-            current = sections.setdefault(match.group(1), [])
-        elif current is not None:
-            current.append(line)
-        elif line.strip() and not line.lstrip().startswith("#"):
-            key, _, value = line.partition(":")
-            header[key.strip()] = value.strip()
-    return header, {k: "\n".join(v) for k, v in sections.items()}
-
-
-def dockerfile_env(text: str) -> dict[str, str]:
-    body = re.search(r"^ENV (.*?)(?:\n\s*\n|\nRUN)", text, re.S | re.M).group(1)
-    words = shlex.split(body.replace("\\\n", " "))
-    return dict(w.split("=", 1) for w in words)
-
-
-def test_chiltepin_def_parses_and_matches_dockerfile_apptainer_command_construction_only():
-    header, sections = parse_definition((REPO / "containers" / "chiltepin.def").read_text())
-    assert header == {"Bootstrap": "docker", "From": DEFAULT_IMAGE}
-    assert {"labels", "environment", "runscript", "test", "help"} <= set(sections)
-    labels = dict(
-        line.strip().split(None, 1) for line in sections["labels"].splitlines() if line.strip()
-    )
-    assert labels["org.opencontainers.image.version"] == __version__
-    assert f'= "{__version__}"' in sections["test"]
-    # %environment repeats the Dockerfile's ENV (apptainer ignores OCI ENV for %environment
-    # semantics of PATH): same values, no drift
-    env = dockerfile_env((REPO / "containers" / "Dockerfile").read_text())
-    exported = dict(
-        re.match(r"export (\w+)=(.*)", line.strip()).groups()
-        for line in sections["environment"].splitlines()
-        if line.strip()
-    )
-    for key in (
-        "VIRTUAL_ENV",
-        "LANG",
-        "PYTHONUNBUFFERED",
-        "OMPI_MCA_btl_vader_single_copy_mechanism",
-    ):
-        assert exported[key].strip('"') == env[key], key
-    assert exported["PATH"].strip('"').startswith(env["PATH"].split(":")[0] + ":")
-
-
-def test_image_tags_agree_with_the_package_version():
-    dockerfile = (REPO / "containers" / "Dockerfile").read_text()
-    tags = set(re.findall(r"ghcr\.io/noaa-gsl/chiltepin:([\w.-]+)", dockerfile))
-    assert tags == {__version__}, tags
-    assert set(re.findall(r"CHILTEPIN_VERSION=([\d][\w.-]*)", dockerfile)) == {__version__}
-    header, _ = parse_definition((REPO / "containers" / "chiltepin.def").read_text())
-    assert header["From"] == DEFAULT_IMAGE == f"ghcr.io/noaa-gsl/chiltepin:{__version__}"
-    from chiltepin.sites import SiteRegistry
-
-    registry = SiteRegistry([REPO / "site_configs", SITES])
-    images = {}
-    for name in registry.names():
-        site = registry.load(name)
-        for executor in site.executor_names:
-            container = site.resolve(executor)[0].container
-            if container:
-                images[f"{name}/{executor}"] = container.image
-    template = (REPO / "site_configs" / "template.yaml").read_text()
-    images["template"] = re.search(r"image: (\S+)", template).group(1)
-    assert {"hera/compute", "hercules/compute", "ursa/compute", "template"} <= set(images)
-    for where, image in images.items():
-        assert parse_image_ref(image).tag == __version__, (where, image)
-        if not where.startswith("testcluster"):
-            assert image == DEFAULT_IMAGE, where
-    readme = (REPO / "containers" / "README.md").read_text()
-    assert f"now `{__version__}`" in readme
 
 
 # ------------------------------------------------------------ bad input via the CLI

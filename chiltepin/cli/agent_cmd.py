@@ -80,6 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _exchange_options(shutdown)
     shutdown.set_defaults(handler=_shutdown)
 
+    schema = cmds.add_parser("schema", help="print the JSON Schema of agent service files")
+    schema.set_defaults(handler=_schema)
+
 
 def _exchange_options(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
@@ -149,6 +152,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _unit(args: argparse.Namespace) -> int:
     from chiltepin.agents.serve import load_service
     from chiltepin.agents.serve.unit import render_unit, unit_name, write_unit
+    from chiltepin.cli.output import info
 
     service = load_service(args.config)
     if not args.output:
@@ -156,10 +160,9 @@ def _unit(args: argparse.Namespace) -> int:
         return 0
     path = write_unit(service, args.output)
     print(path)
-    print(
+    info(
         f"next: systemctl --user daemon-reload && systemctl --user enable --now "
-        f"{unit_name(service.name)}",
-        file=sys.stderr,
+        f"{unit_name(service.name)}"
     )
     return 0
 
@@ -168,13 +171,13 @@ def _launch(args: argparse.Namespace) -> int:
     _quiet_client()
     from chiltepin.agents.serve.control import launch_service
     from chiltepin.agents.serve.state import log_path
+    from chiltepin.cli.output import info
 
     state = launch_service(args.config, timeout=args.timeout)
     print(state.agent_id)
-    print(
+    info(
         f"agent service '{state.name}': {state.agent_class} on {state.exchange_label}, "
-        f"pid {state.pid}, log {log_path(state.name)}",
-        file=sys.stderr,
+        f"pid {state.pid}, log {log_path(state.name)}"
     )
     return 0
 
@@ -264,6 +267,13 @@ def _shutdown(args: argparse.Namespace) -> int:
         target = resolve(args.target, exchange)
         message = asyncio.run(shutdown_agent(target, timeout=args.timeout))
     print(message)
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from chiltepin.agents.serve.config import service_json_schema
+
+    print(json.dumps(service_json_schema(), indent=2))
     return 0
 
 

@@ -14,6 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     validate = cmds.add_parser("validate", help="check a config file; print its resources")
     validate.add_argument("file", help="YAML resource configuration")
     validate.add_argument("--include", nargs="+", metavar="NAME", help="resources to select")
+    validate.add_argument(
+        "--json", action="store_true", help="print JSON (keys listed in the README)"
+    )
     validate.set_defaults(handler=_validate)
 
     schema = cmds.add_parser("schema", help="print the JSON Schema of resource configs")
@@ -24,6 +27,20 @@ def _validate(args: argparse.Namespace) -> int:
     from chiltepin.config import load_resources
 
     resources = load_resources(args.file, include=args.include)
+    if args.json:
+        from chiltepin.cli.output import print_json
+
+        print_json(
+            {
+                "file": args.file,
+                "valid": True,
+                "resources": {
+                    name: res.model_dump(mode="json", exclude_none=True)
+                    for name, res in resources.items()
+                },
+            }
+        )
+        return 0
     print(f"{args.file}: valid, {len(resources)} resources")
     print(dump_resources(resources))
     return 0

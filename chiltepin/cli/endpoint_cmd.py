@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     validate.set_defaults(handler=_validate)
 
     lst = cmds.add_parser("list", help="list configured endpoints")
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--json", action="store_true", help="print JSON (keys listed in the README)")
     lst.set_defaults(handler=_list)
 
     start = cmds.add_parser("start", help="start an endpoint (registers with Globus)")

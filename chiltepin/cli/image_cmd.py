@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from chiltepin.cli.site_cmd import site_names
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser("image", help="container images for workers (pull, list, path, check)")
@@ -13,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = group.add_subparsers(metavar="SUBCOMMAND")
 
     def common(p: argparse.ArgumentParser, image: bool = True) -> None:
-        p.add_argument("--site", help="site profile (default: the one matching this host)")
+        p.add_argument(
+            "--site", help="site profile (default: the one matching this host)"
+        ).completer = site_names  # type: ignore[attr-defined]
         p.add_argument(
             "--runtime",
             help="apptainer, singularity, podman, docker or charliecloud (default: the site's)",
@@ -33,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     listing = cmds.add_parser("list", help="list images in the site's cache or store")
     common(listing, image=False)
+    listing.add_argument(
+        "--json", action="store_true", help="print JSON (keys listed in the README)"
+    )
     listing.set_defaults(handler=_list)
 
     path = cmds.add_parser("path", help="print where the image is (what workers run)")
@@ -48,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _pull(args: argparse.Namespace) -> int:
+    from chiltepin.cli import output
     from chiltepin.containers import PullError
     from chiltepin.containers.base import check_writable_dir, default_cache_dir
 
@@ -60,10 +68,11 @@ def _pull(args: argparse.Namespace) -> int:
         runtime.require(where)
         dest = runtime.image_path(settings.image, settings.cache_dir)
         place = "its store" if runtime.image_kind == "store" else dest
-        print(f"chiltepin: {runtime.name}: {settings.image} -> {place}", file=sys.stderr)
+        output.info(f"chiltepin: {runtime.name}: {settings.image} -> {place}")
+        progress = not (args.quiet or output.quiet())
         try:
             result = runtime.pull(
-                settings.image, settings.cache_dir, progress=not args.quiet, force=args.force
+                settings.image, settings.cache_dir, progress=progress, force=args.force
             )
         except PullError as exc:
             print(f"chiltepin: error: {where}: {exc}", file=sys.stderr)
@@ -82,6 +91,7 @@ def _list(args: argparse.Namespace) -> int:
     from chiltepin.containers import PullError
 
     args.image = None
+    groups = []
     seen: set[tuple[str, str | None]] = set()
     for runtime, settings, where in _targets(args):
         key = (runtime.name, None if runtime.image_kind == "store" else settings.cache_dir)
@@ -90,19 +100,41 @@ def _list(args: argparse.Namespace) -> int:
         seen.add(key)
         runtime.require(where)
         wanted = runtime.image_path(settings.image, settings.cache_dir)
-        place = "store" if runtime.image_kind == "store" else f"cache {wanted.rsplit('/', 1)[0]}"
-        print(f"# {runtime.name} {place}")
+        cache = None if runtime.image_kind == "store" else wanted.rsplit("/", 1)[0]
+        if not args.json:
+            print(f"# {runtime.name} {'store' if cache is None else f'cache {cache}'}")
         try:
             images = runtime.list_images(settings.cache_dir)
         except PullError as exc:
             print(f"chiltepin: error: {where}: {exc}", file=sys.stderr)
             return 1
+        if args.json:
+            rows = [
+                {
+                    "name": i.name,
+                    "digest": i.digest,
+                    "size": i.size,
+                    "path": i.path,
+                    "labels": dict(i.labels) if i.labels is not None else None,
+                    "wanted": wanted in (i.name, i.path),
+                }
+                for i in images
+            ]
+            groups.append({"runtime": runtime.name, "cache_dir": cache, "images": rows})
+            continue
         for info in images:
             mark = "*" if wanted in (info.name, info.path) else " "
             fields = [info.name, info.digest or "-", info.size or "-"]
             if info.path:
                 fields.append(info.path)
+            version = (info.labels or {}).get("org.opencontainers.image.version")
+            if version:  # read from the image itself (singularity inspect)
+                fields.append(f"version {version}")
             print(mark, "\t".join(fields))
+    if args.json:
+        from chiltepin.cli.output import print_json
+
+        print_json(groups)
     return 0
 
 

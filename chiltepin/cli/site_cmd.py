@@ -12,19 +12,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     group.set_defaults(group_parser=group)
     cmds = group.add_subparsers(metavar="SUBCOMMAND")
 
-    cmds.add_parser("list", help="list known sites").set_defaults(handler=_list)
+    listing = cmds.add_parser("list", help="list known sites")
+    _json_option(listing)
+    listing.set_defaults(handler=_list)
 
     show = cmds.add_parser("show", help="show a site's profile")
-    show.add_argument("name")
+    show.add_argument("name").completer = site_names  # type: ignore[attr-defined]
     show.add_argument(
         "--resolved",
         action="store_true",
         help="show each executor as it will be used, with where each value came from",
     )
+    _json_option(show)
     show.set_defaults(handler=_show)
 
     validate = cmds.add_parser("validate", help="validate one site or file (default: all)")
-    validate.add_argument("target", nargs="?", help="site name or profile file")
+    validate.add_argument(
+        "target", nargs="?", help="site name or profile file"
+    ).completer = site_names  # type: ignore[attr-defined]
     validate.set_defaults(handler=_validate)
 
     cmds.add_parser("detect", help="which site profile matches this host").set_defaults(
@@ -35,13 +40,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     schema.set_defaults(handler=_schema)
 
 
+def site_names(**_: object) -> list[str]:
+    """Shell completion (argcomplete) of a site name."""
+    from chiltepin.sites import SiteRegistry
+
+    return SiteRegistry().names()
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON (keys listed in the README)"
+    )
+
+
 def _list(args: argparse.Namespace) -> int:
     from chiltepin.sites import SiteRegistry
 
     registry = SiteRegistry()
-    for name in registry.names():
-        site = registry.load(name)
-        print(f"{name:14s} {site.profile.description}")
+    sites = [registry.load(name) for name in registry.names()]
+    if args.json:
+        from chiltepin.cli.output import print_json
+
+        print_json(
+            [
+                {
+                    "name": site.name,
+                    "description": site.profile.description,
+                    "scheduler": site.profile.scheduler,
+                    "executors": site.executor_names,
+                    "files": site.files,
+                }
+                for site in sites
+            ]
+        )
+        return 0
+    for site in sites:
+        print(f"{site.name:14s} {site.profile.description}")
     return 0
 
 
@@ -51,6 +85,8 @@ def _show(args: argparse.Namespace) -> int:
     from chiltepin.sites import load_site
 
     site = load_site(args.name)
+    if args.json:
+        return _show_json(site, args.resolved)
     print(f"# site {site.name} from: {', '.join(site.files)}")
     if not args.resolved:
         data = site.profile.model_dump(exclude_none=True, exclude_defaults=True)
@@ -66,6 +102,32 @@ def _show(args: argparse.Namespace) -> int:
             label, source, line = where[key]
             origin = f"{label} ({source}:{line})" if source else label
             print(f"  {key}: {json.dumps(value)}  # {origin}")
+    return 0
+
+
+def _show_json(site, resolved: bool) -> int:  # noqa: ANN001 (a chiltepin.sites.Site)
+    from chiltepin.cli.output import print_json
+
+    out: dict = {"name": site.name, "files": site.files}
+    if not resolved:
+        out["profile"] = site.profile.model_dump(
+            mode="json", exclude_none=True, exclude_defaults=True
+        )
+        print_json(out)
+        return 0
+    out["exchange"] = site.exchange.model_dump(mode="json", exclude_none=True)
+    executors: dict = {}
+    for name in site.executor_names:
+        resource, where = site.resolve(name)
+        values = {}
+        for key, value in resource.model_dump(mode="json").items():
+            if value is None or value == []:
+                continue
+            label, source, line = where[key]
+            values[key] = {"value": value, "from": label, "file": source, "line": line}
+        executors[name] = values
+    out["executors"] = executors
+    print_json(out)
     return 0
 
 

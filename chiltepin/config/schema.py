@@ -378,12 +378,18 @@ class _KeyProblem(ValueError):
         self.hint = hint
 
 
+#: Where the published JSON Schemas live (their ``$id`` is this plus the repository path).
+SCHEMA_URL = "https://raw.githubusercontent.com/NOAA-GSL/chiltepin/main/"
+
+
 def resource_json_schema() -> dict[str, Any]:
-    """JSON Schema of a resource configuration file (name -> resource)."""
+    """JSON Schema of a resource configuration file (name -> resource), published as
+    schemas/resources.schema.json."""
     from pydantic import TypeAdapter
 
     schema = TypeAdapter(dict[str, AnyResource]).json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = SCHEMA_URL + "schemas/resources.schema.json"
     schema["title"] = "chiltepin resource configuration"
     schema["propertyNames"] = names.json_schema()
     return schema

@@ -12,19 +12,25 @@ checked as built, not run (tests named ``..._apptainer_command_construction_only
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import shlex
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 from chiltepin.containers.base import (
     NOWHERE,
     Bind,
+    ImageInfo,
     Where,
     parse_bind,
 )
 from chiltepin.containers.cached import CachedImageRuntime
 from chiltepin.containers.reference import is_local_path, parse_image_ref
 from chiltepin.containers.registry import insecure_registry
+
+logger = logging.getLogger(__name__)
 
 
 class ApptainerRuntime(CachedImageRuntime):
@@ -116,6 +122,37 @@ class ApptainerRuntime(CachedImageRuntime):
             what=f"{self.name} pull {ref}",
         )
         return None
+
+    def list_images(self, cache_dir: str | None = None) -> list[ImageInfo]:
+        """The cache's ``.sif`` files, each with its labels where :func:`sif_labels` can
+        read them."""
+        return [
+            dataclasses.replace(info, labels=sif_labels(info.path)) if info.path else info
+            for info in super().list_images(cache_dir)
+        ]
+
+
+def sif_labels(path: str) -> dict[str, str] | None:
+    """A ``.sif`` image's labels, read with spython's ``Client.inspect`` (the optional
+    ``apptainer`` extra). spython always runs ``singularity`` (never ``apptainer``), so
+    without that command, or without spython, or when inspect fails: None."""
+    if shutil.which("singularity") is None:
+        return None
+    try:
+        from spython.main import Client
+    except ImportError:
+        return None
+    try:
+        result = Client.inspect(path, quiet=True)
+    except (OSError, ValueError) as exc:  # the command vanished; output that is not JSON
+        logger.debug("singularity inspect %s: %s", path, exc)
+        return None
+    attributes = result.get("attributes") if isinstance(result, dict) else None
+    labels = attributes.get("labels") if isinstance(attributes, dict) else None
+    if not isinstance(labels, dict):  # inspect failed: spython returns its message instead
+        logger.debug("singularity inspect %s gave no labels: %s", path, result)
+        return None
+    return {str(key): str(value) for key, value in labels.items()}
 
 
 class SingularityRuntime(ApptainerRuntime):

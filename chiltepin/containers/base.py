@@ -186,6 +186,7 @@ class ImageInfo:
     digest: str | None = None
     size: str | None = None
     path: str | None = None
+    labels: Mapping[str, str] | None = None  # the image's own labels, where they were read
 
 
 def current_user() -> str:

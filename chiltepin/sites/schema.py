@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from chiltepin import names
 from chiltepin.config.schema import (
+    SCHEMA_URL,
     ContainerSettings,
     EndpointSettings,
     ExchangeSettings,
@@ -104,6 +105,7 @@ def profile_json_schema() -> dict[str, Any]:
     """JSON Schema of a site profile file (published as site_configs/schema.json)."""
     schema = SiteProfile.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = SCHEMA_URL + "site_configs/schema.json"
     schema["title"] = "chiltepin site profile"
     schema["properties"]["executors"]["propertyNames"] = names.json_schema()
     return schema

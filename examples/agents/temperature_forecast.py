@@ -28,15 +28,27 @@ class TemperatureModel:
         self.location = location
         self.forecast_count = 0
 
-    @agent_action
     @python_task
-    def forecast(self) -> str:
-        """Generate forecast using current temperature."""
+    def make_forecast(self) -> str:
+        """Generate forecast using current temperature (a task: runs on a worker)."""
         import random
 
         conditions = ["sunny", "cloudy", "rainy", "snowy"]
         condition = random.choice(conditions)
         return f"{self.location}: {condition}, {self.temperature:.1f}°C"
+
+    @agent_action
+    async def forecast(self, executor: str | list[str] = "compute") -> str:
+        """Run the forecast task on ``executor`` and count it.
+
+        The task runs on a worker with a copy of ``self``, so it cannot count itself:
+        the agent counts here, once the task's result is back.
+        """
+        import asyncio
+
+        result = await asyncio.wrap_future(self.make_forecast(executor=executor))
+        self.forecast_count += 1
+        return result
 
     @agent_action
     async def get_stats(self) -> dict:
@@ -97,6 +109,8 @@ async def main(site: str) -> None:
             await model.set_temperature(25.0)
             forecast = await model.forecast(executor=["compute"])
             print(f"New forecast: {forecast}")
+            stats = await model.get_stats()
+            print(f"Final stats: {stats}")
     finally:
         workflow.cleanup()
     print("Done!")

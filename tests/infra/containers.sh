@@ -245,6 +245,9 @@ cmd_build() {
                 --build-arg "BASE_IMAGE=$BASE_IMAGE"
                 --build-arg "CHILTEPIN_VERSION=$VERSION"
                 --build-arg "VCS_REF=$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)"
+                # the commit's time, not now: one commit keeps building from the cache
+                --build-arg "CREATED=$(git -C "$REPO" log -1 --format=%cI 2>/dev/null || true)"
+                --build-arg "BASE_DIGEST=$(podman image inspect --format '{{.Digest}}' "$BASE_IMAGE")"
                 -t "$IMAGE")
     if [ -n "$EXTRA_CA" ]; then
         [ -r "$EXTRA_CA" ] || die "CHILTEPIN_EXTRA_CA=$EXTRA_CA is not readable"

@@ -300,3 +300,16 @@ def _exchange(
         message, hint = refusal
         raise problem(message, "exchange", hint)
     return exchange
+
+
+def service_json_schema() -> dict[str, Any]:
+    """JSON Schema of an agent service file, published as schemas/service.schema.json."""
+    from chiltepin.config.schema import SCHEMA_URL
+
+    schema = ServiceConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = SCHEMA_URL + "schemas/service.schema.json"
+    schema["title"] = "chiltepin agent service"
+    schema["properties"]["name"]["pattern"] = SERVICE_NAME_RE.pattern
+    schema["properties"]["agent"]["pattern"] = AGENT_REF_RE.pattern
+    return schema
