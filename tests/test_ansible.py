@@ -72,8 +72,8 @@ def play(
     return out
 
 
-def recap(out: subprocess.CompletedProcess) -> dict[str, int]:
-    match = re.search(r"localhost\s*:\s*(.*)", out.stdout.split("PLAY RECAP")[-1])
+def recap(out: subprocess.CompletedProcess, host: str = "localhost") -> dict[str, int]:
+    match = re.search(rf"^{host}\s*:\s*(.*)", out.stdout.split("PLAY RECAP")[-1], re.M)
     assert match, out.stdout[-3000:]
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
@@ -343,27 +343,58 @@ def test_check_mode_changes_nothing(converged, tmp_path):
     assert not (tmp_path / "prefix").exists(), "check mode wrote nothing"
 
 
-@pytest.mark.parametrize(
-    "bad, message",
-    [
-        ({"chiltepin_site": "nosuch"}, "unknown site 'nosuch'"),
-        ({"compute_endpoint_executors": ["gpu"]}, "site 'local' has no executor gpu"),
-        (
-            {"compute_endpoint_start": True},
-            "compute_endpoint_start needs Globus client credentials",
-        ),
-        (
-            {"compute_endpoint_ids": {"local-compute": "not-a-uuid"}},
-            "must be the UUID of one of",
-        ),
-    ],
-)
-def test_bad_input_fails_before_writing(tmp_path, bad, message):
+#: Bad input -> the message it must fail with, before anything is written.
+BAD_INPUT = {
+    "unknown_site": ({"chiltepin_site": "nosuch"}, "unknown site 'nosuch'"),
+    "missing_executor": (
+        {"compute_endpoint_executors": ["gpu"]},
+        "site 'local' has no executor gpu",
+    ),
+    "start_without_credentials": (
+        {"compute_endpoint_start": True},
+        "compute_endpoint_start needs Globus client credentials",
+    ),
+    "endpoint_id_not_a_uuid": (
+        {"compute_endpoint_ids": {"local-compute": "not-a-uuid"}},
+        "must be the UUID of one of",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_input_run(tmp_path_factory):
+    """One run of the checkout's playbook over one host per case of BAD_INPUT (each is
+    this machine, with its own prefix and its own bad setting): each fails on its own."""
     have_ansible()
-    out = play(extra={**base_vars(tmp_path), **bad}, tmp=tmp_path)
+    root = tmp_path_factory.mktemp("bad-input")
+    hosts = {
+        case: {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            **base_vars(root / case),
+            **bad,
+        }
+        for case, (bad, _) in BAD_INPUT.items()
+    }
+    inventory = root / "inventory.json"
+    inventory.write_text(json.dumps({"chiltepin": {"hosts": hosts}}))
+    cmd = [str(PLAYBOOK), "-i", str(inventory), str(ANSIBLE / "site.yml")]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=900, env=ansible_env(), cwd=ANSIBLE
+    )
+    return root, out
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_fails_before_writing(bad_input_run, case):
+    root, out = bad_input_run
     assert out.returncode != 0
-    assert message in out.stdout, out.stdout[-3000:]
-    assert not (tmp_path / "prefix").exists(), "nothing half-written"
+    # "fatal: [host]: FAILED! => {...}", or "failed: [host] (item=...) => ..." in a loop
+    fatal = re.findall(rf"^(?:fatal|failed): \[{case}\].*?=> (.*)$", out.stdout, re.M)
+    assert len(fatal) == 1, out.stdout[-3000:]
+    assert BAD_INPUT[case][1] in fatal[0], fatal[0]
+    assert recap(out, case)["failed"] == 1
+    assert not (root / case / "prefix").exists(), "nothing half-written"
 
 
 def test_start_reaches_the_globus_boundary(converged):
