@@ -1,9 +1,10 @@
-# Quick start: `make demo` (install + main job on the local profile), `make test` (all tests).
+# Quick start: `make demo` (install + main job on the local profile), `make test` (all tests),
+# `make stop` (stop what the tests and benchmarks left running).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install install-dev demo test bench lint clean
+.PHONY: install install-dev demo test bench lint docs stop clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[test,ansible]'
+	$(PY) -m pip install -q -e '.[test,ansible,docs]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -32,5 +33,16 @@ lint: install-dev
 	$(VENV)/bin/ruff check chiltepin tests benchmarks examples
 	$(VENV)/bin/ruff format --check chiltepin tests benchmarks examples
 
+docs: install-dev
+	$(VENV)/bin/mkdocs build --strict
+
+# The Slurm test cluster (left up by `make bench`, or by an interrupted `make test`), then
+# the loopback registry and the containers of the test podman store. Packages stay
+# installed and images stay cached (README.md, Quick start). Each step is idempotent.
+stop:
+	bash tests/infra/slurm.sh stop
+	if [ -d "$${CHILTEPIN_CONTAINERS_STATE:-/tmp/chiltepin-containers}" ]; then \
+		bash tests/infra/containers.sh teardown; fi
+
 clean:
-	rm -rf $(VENV) runinfo
+	rm -rf $(VENV) runinfo site

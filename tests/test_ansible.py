@@ -1,8 +1,13 @@
-"""The Ansible playbook, run for real against this machine into a temporary prefix.
+"""The Ansible collection noaa_gsl.chiltepin, run for real against this machine.
 
-converge -> idempotence (second run changed=0) -> verify (the venv's chiltepin, endpoint
-files and permissions, globus-compute-endpoint's loader and renderer), plus --check mode,
-bad input (fails before anything is written), ansible-lint and --syntax-check.
+The collection is built with ``ansible-galaxy collection build`` and installed into an
+empty collections path; its playbook ``noaa_gsl.chiltepin.site`` converges a temporary
+prefix (once per module: the one virtualenv install of this file), then idempotence
+(second run changed=0) -> verify (the venv's chiltepin, endpoint files and permissions,
+globus-compute-endpoint's loader and renderer). The checkout's ``ansible/site.yml`` (the
+same playbook, imported) then runs on that prefix: --check mode (changed=0), starting
+endpoints; plus bad input (fails before anything is written), ansible-lint (production
+profile) and --syntax-check.
 Needs the ``ansible`` extra (ansible-core, ansible-lint): a failure under CI=true.
 """
 
@@ -22,8 +27,12 @@ import pytest
 from helpers.infra import REPO, require
 
 ANSIBLE = REPO / "ansible"
+COLLECTION = ANSIBLE / "collections" / "ansible_collections" / "noaa_gsl" / "chiltepin"
+ROLES = ("chiltepin", "chiltepin_image", "compute_endpoint")
+SITE_PLAYBOOK = "noaa_gsl.chiltepin.site"
 BIN = Path(sys.executable).parent
 PLAYBOOK = BIN / "ansible-playbook"
+GALAXY = BIN / "ansible-galaxy"
 LINT = BIN / "ansible-lint"
 
 
@@ -31,23 +40,40 @@ def have_ansible() -> None:
     require(PLAYBOOK.exists() and LINT.exists(), "ansible (pip install -e '.[ansible]')")
 
 
-def play(*args: str, extra: dict | None = None, tmp: Path | None = None, check: bool = False):
-    cmd = [str(PLAYBOOK), "-i", str(ANSIBLE / "inventories" / "local"), str(ANSIBLE / "site.yml")]
+def ansible_env(collections: Path | None = None) -> dict[str, str]:
+    """No colours; with ``collections``, that path is the only place collections come from."""
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    if collections is not None:
+        env.update(ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="0")
+    return env
+
+
+def play(
+    *args: str,
+    extra: dict | None = None,
+    tmp: Path | None = None,
+    check: bool = False,
+    collections: Path | None = None,
+):
+    """The checkout's ansible/site.yml, or with ``collections`` the installed collection's
+    playbook noaa_gsl.chiltepin.site, on the ``local`` inventory."""
+    playbook = SITE_PLAYBOOK if collections is not None else str(ANSIBLE / "site.yml")
+    cmd = [str(PLAYBOOK), "-i", str(ANSIBLE / "inventories" / "local"), playbook]
     if extra is not None:
         assert tmp is not None
         vars_file = tmp / f"vars-{uuid.uuid4().hex[:8]}.json"
         vars_file.write_text(json.dumps(extra))
         cmd += ["-e", f"@{vars_file}"]
     cmd += list(args)
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    env = ansible_env(collections)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=ANSIBLE)
     if check:
         assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
     return out
 
 
-def recap(out: subprocess.CompletedProcess) -> dict[str, int]:
-    match = re.search(r"localhost\s*:\s*(.*)", out.stdout.split("PLAY RECAP")[-1])
+def recap(out: subprocess.CompletedProcess, host: str = "localhost") -> dict[str, int]:
+    match = re.search(rf"^{host}\s*:\s*(.*)", out.stdout.split("PLAY RECAP")[-1], re.M)
     assert match, out.stdout[-3000:]
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
@@ -69,9 +95,42 @@ def registry_image(container_infra):
 
 
 @pytest.fixture(scope="module")
-def converged(tmp_path_factory, registry_image):
-    """Converge once into a temporary prefix, then run again for idempotence."""
+def collection_tarball(tmp_path_factory) -> Path:
+    """``ansible-galaxy collection build`` of the checkout's collection."""
     have_ansible()
+    out = tmp_path_factory.mktemp("galaxy-build")
+    built = subprocess.run(
+        [str(GALAXY), "collection", "build", str(COLLECTION), "--output-path", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ansible_env(),
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    (tarball,) = out.glob("noaa_gsl-chiltepin-*.tar.gz")
+    return tarball
+
+
+@pytest.fixture(scope="module")
+def installed_collection(tmp_path_factory, collection_tarball) -> Path:
+    """The tarball installed with ``ansible-galaxy collection install`` into an empty
+    collections path (returned)."""
+    path = tmp_path_factory.mktemp("collections")
+    installed = subprocess.run(
+        [str(GALAXY), "collection", "install", str(collection_tarball), "-p", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ansible_env(path),
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def converged(tmp_path_factory, registry_image, installed_collection):
+    """Converge once into a temporary prefix with the installed collection's playbook,
+    then run it again for idempotence."""
     root = tmp_path_factory.mktemp("ansible")
     extra = base_vars(root)
     ref, env = registry_image
@@ -86,8 +145,8 @@ def converged(tmp_path_factory, registry_image):
         },
         chiltepin_image_environment={k: v for k, v in env.items() if k.startswith("CONTAINERS_")},
     )
-    first = play(extra=extra, tmp=root, check=True)
-    second = play(extra=extra, tmp=root, check=True)
+    first = play(extra=extra, tmp=root, check=True, collections=installed_collection)
+    second = play(extra=extra, tmp=root, check=True, collections=installed_collection)
     return root, extra, first, second
 
 
@@ -104,43 +163,110 @@ def test_syntax_check():
 
 
 def test_ansible_lint_production_profile():
+    """The collection as built (galaxy.yml and meta/runtime.yml, which an installed copy
+    no longer has, roles, playbook) and the checkout's thin playbook and inventories."""
     have_ansible()
+    collection = COLLECTION.relative_to(ANSIBLE)
     out = subprocess.run(
-        [str(LINT), "--offline", "--profile", "production", "site.yml", "roles", "inventories"],
+        [str(LINT), "--offline", "--profile", "production"]
+        + ["site.yml", "inventories", str(collection)],
         capture_output=True,
         text=True,
         cwd=ANSIBLE,
         timeout=600,
+        env=ansible_env(ANSIBLE / "collections"),
     )
     assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-5000:]
+    assert "Profile 'production' was required, and it passed" in out.stderr, out.stderr
 
 
-def test_every_shipped_profile_has_an_inventory():
+def test_every_shipped_profile_has_an_inventory_and_travels_with_the_collection():
     from chiltepin.sites import SiteRegistry
 
     names = {p.name for p in (ANSIBLE / "inventories").iterdir()}
-    assert set(SiteRegistry().names()) <= names
+    shipped = set(SiteRegistry([REPO / "site_configs"]).names())
+    assert shipped <= names
     for name in names:
         text = (ANSIBLE / "inventories" / name / "group_vars" / "all.yml").read_text()
         assert f"chiltepin_site: {name}" in text
+    # One source of truth: the role's profiles are links to site_configs/.
+    linked = COLLECTION / "roles" / "chiltepin" / "files" / "site_configs"
+    assert {p.stem for p in linked.glob("*.yaml")} == shipped
+    for link in linked.iterdir():
+        assert link.is_symlink() and link.resolve() == REPO / "site_configs" / link.name
 
 
-def test_roles_have_the_standard_layout():
-    for role in ("chiltepin", "chiltepin_image", "compute_endpoint"):
+def test_collection_layout_and_version():
+    import yaml
+
+    from chiltepin import __version__
+
+    galaxy = yaml.safe_load((COLLECTION / "galaxy.yml").read_text())
+    assert (galaxy["namespace"], galaxy["name"]) == ("noaa_gsl", "chiltepin")
+    assert galaxy["version"] == __version__
+    defaults = yaml.safe_load((COLLECTION / "roles/chiltepin/defaults/main.yml").read_text())
+    assert defaults["chiltepin_version"] == __version__
+    assert "requires_ansible" in yaml.safe_load((COLLECTION / "meta/runtime.yml").read_text())
+    assert (COLLECTION / "playbooks" / "site.yml").is_file()
+    assert not (ANSIBLE / "roles").exists(), "the roles live only in the collection"
+    for role in ROLES:
         for part in ("defaults", "tasks", "templates", "handlers", "meta"):
-            assert (ANSIBLE / "roles" / role / part).is_dir(), (role, part)
-        assert (ANSIBLE / "roles" / role / "meta" / "argument_specs.yml").is_file()
+            assert (COLLECTION / "roles" / role / part).is_dir(), (role, part)
+        assert (COLLECTION / "roles" / role / "meta" / "argument_specs.yml").is_file()
+
+
+def test_tarball_installs_roles_playbook_and_profiles(collection_tarball, installed_collection):
+    from chiltepin import __version__
+
+    assert collection_tarball.name == f"noaa_gsl-chiltepin-{__version__}.tar.gz"
+    listed = subprocess.run(
+        [str(GALAXY), "collection", "list", "-p", str(installed_collection)],
+        capture_output=True,
+        text=True,
+        env=ansible_env(installed_collection),
+    )
+    assert re.search(rf"noaa_gsl\.chiltepin\s+{re.escape(__version__)}", listed.stdout), listed
+    root = installed_collection / "ansible_collections" / "noaa_gsl" / "chiltepin"
+    assert json.loads((root / "MANIFEST.json").read_text())["collection_info"]["version"] == (
+        __version__
+    )
+    for role in ROLES:
+        assert (root / "roles" / role / "tasks" / "main.yml").is_file(), role
+    assert (root / "playbooks" / "site.yml").is_file() and (root / "README.md").is_file()
+    # the links became copies of the profiles
+    for profile in (root / "roles" / "chiltepin" / "files" / "site_configs").iterdir():
+        assert not profile.is_symlink()
+        assert profile.read_text() == (REPO / "site_configs" / profile.name).read_text()
+
+
+def test_installed_collection_is_the_only_one_used(installed_collection, tmp_path):
+    """With the collections path set, the playbook comes from there and nowhere else."""
+    check = [str(PLAYBOOK), "--syntax-check", "-i", str(ANSIBLE / "inventories" / "local")]
+    found = subprocess.run(
+        [*check, SITE_PLAYBOOK],
+        capture_output=True,
+        text=True,
+        env=ansible_env(installed_collection),
+    )
+    assert found.returncode == 0, found.stdout + found.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = subprocess.run(
+        [*check, SITE_PLAYBOOK], capture_output=True, text=True, env=ansible_env(empty)
+    )
+    assert missing.returncode != 0 and "could not be found" in missing.stdout + missing.stderr
 
 
 def test_converge_then_second_run_changes_nothing(converged):
-    _, _, first, second = converged
+    *_, first, second = converged
     assert recap(first)["changed"] > 0
+    assert "noaa_gsl.chiltepin.chiltepin : Install the toolkit" in first.stdout
     assert recap(second)["changed"] == 0, second.stdout[-4000:]
     assert recap(second)["failed"] == 0
 
 
 def test_verify_installation(converged):
-    root, extra, _, _ = converged
+    root, extra, *_ = converged
     prefix = Path(extra["chiltepin_prefix"])
     chiltepin = prefix / "venv" / "bin" / "chiltepin"
     from chiltepin import __version__
@@ -189,7 +315,7 @@ def test_verify_installation(converged):
 
 
 def test_image_pulled_into_the_cache(converged, registry_image):
-    root, extra, first, _ = converged
+    root, extra, first, *_ = converged
     prefix = Path(extra["chiltepin_prefix"])
     assert "Pull the image" in first.stdout
     env = {**os.environ, **registry_image[1], "CHILTEPIN_SITE_PATH": str(prefix / "etc/sites")}
@@ -205,7 +331,10 @@ def test_image_pulled_into_the_cache(converged, registry_image):
 
 
 def test_check_mode_changes_nothing(converged, tmp_path):
-    root, extra, _, _ = converged
+    """The checkout's ansible/site.yml in --check mode on the prefix the installed
+    collection converged finds nothing to change (same roles, one source); on a fresh
+    prefix it reports changes and writes nothing."""
+    root, extra, *_ = converged
     again = play("--check", extra=extra, tmp=root, check=True)
     assert recap(again)["changed"] == 0
     fresh = {**base_vars(tmp_path), "chiltepin_image_pull": False}
@@ -214,33 +343,65 @@ def test_check_mode_changes_nothing(converged, tmp_path):
     assert not (tmp_path / "prefix").exists(), "check mode wrote nothing"
 
 
-@pytest.mark.parametrize(
-    "bad, message",
-    [
-        ({"chiltepin_site": "nosuch"}, "unknown site 'nosuch'"),
-        ({"compute_endpoint_executors": ["gpu"]}, "site 'local' has no executor gpu"),
-        (
-            {"compute_endpoint_start": True},
-            "compute_endpoint_start needs Globus client credentials",
-        ),
-        (
-            {"compute_endpoint_ids": {"local-compute": "not-a-uuid"}},
-            "must be the UUID of one of",
-        ),
-    ],
-)
-def test_bad_input_fails_before_writing(tmp_path, bad, message):
+#: Bad input -> the message it must fail with, before anything is written.
+BAD_INPUT = {
+    "unknown_site": ({"chiltepin_site": "nosuch"}, "unknown site 'nosuch'"),
+    "missing_executor": (
+        {"compute_endpoint_executors": ["gpu"]},
+        "site 'local' has no executor gpu",
+    ),
+    "start_without_credentials": (
+        {"compute_endpoint_start": True},
+        "compute_endpoint_start needs Globus client credentials",
+    ),
+    "endpoint_id_not_a_uuid": (
+        {"compute_endpoint_ids": {"local-compute": "not-a-uuid"}},
+        "must be the UUID of one of",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_input_run(tmp_path_factory):
+    """One run of the checkout's playbook over one host per case of BAD_INPUT (each is
+    this machine, with its own prefix and its own bad setting): each fails on its own."""
     have_ansible()
-    out = play(extra={**base_vars(tmp_path), **bad}, tmp=tmp_path)
+    root = tmp_path_factory.mktemp("bad-input")
+    hosts = {
+        case: {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            **base_vars(root / case),
+            **bad,
+        }
+        for case, (bad, _) in BAD_INPUT.items()
+    }
+    inventory = root / "inventory.json"
+    inventory.write_text(json.dumps({"chiltepin": {"hosts": hosts}}))
+    cmd = [str(PLAYBOOK), "-i", str(inventory), str(ANSIBLE / "site.yml")]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=900, env=ansible_env(), cwd=ANSIBLE
+    )
+    return root, out
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_fails_before_writing(bad_input_run, case):
+    root, out = bad_input_run
     assert out.returncode != 0
-    assert message in out.stdout, out.stdout[-3000:]
-    assert not (tmp_path / "prefix").exists(), "nothing half-written"
+    # "fatal: [host]: FAILED! => {...}", or "failed: [host] (item=...) => ..." in a loop
+    fatal = re.findall(rf"^(?:fatal|failed): \[{case}\].*?=> (.*)$", out.stdout, re.M)
+    assert len(fatal) == 1, out.stdout[-3000:]
+    assert BAD_INPUT[case][1] in fatal[0], fatal[0]
+    assert recap(out, case)["failed"] == 1
+    assert not (root / case / "prefix").exists(), "nothing half-written"
 
 
 def test_start_reaches_the_globus_boundary(converged):
     """compute_endpoint_start with (fake) client credentials: the secret file is written
-    0600 and the real start fails where it must register with Globus, with one line."""
-    root, extra, _, _ = converged
+    0600 and the real start fails where it must register with Globus, with one line.
+    Only the endpoint role runs (its tag), as a user re-running one part would."""
+    root, extra, *_ = converged
     creds = {
         **extra,
         "compute_endpoint_start": True,
@@ -251,7 +412,7 @@ def test_start_reaches_the_globus_boundary(converged):
         "compute_endpoint_client_id": str(uuid.uuid4()),
         "compute_endpoint_client_secret": "not-a-real-secret",
     }
-    out = play(extra=creds, tmp=root)
+    out = play("--tags", "compute_endpoint", extra=creds, tmp=root)
     assert out.returncode != 0
     assert "cannot reach Globus's web services" in out.stdout, out.stdout[-3000:]
     assert "not-a-real-secret" not in out.stdout + out.stderr
