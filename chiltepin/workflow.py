@@ -49,7 +49,7 @@ class Workflow:
     executors, workers and scheduler jobs.
 
     ``client`` (as in chiltepin 0.1.x) is a Globus Compute client for remote
-    (``endpoint:``) resources; it is kept on the workflow as ``workflow.client``.
+    (``endpoint:``) resources: their executors use it instead of the stored login.
     """
 
     def __init__(  # noqa: PLR0913
@@ -122,7 +122,7 @@ class Workflow:
         Path(self.run_dir).mkdir(parents=True, exist_ok=True)
         resources = plan.prepare()
         config = build_parsl_config(
-            resources, run_dir=self.run_dir, worker_prefix=plan.worker_prefix
+            resources, run_dir=self.run_dir, worker_prefix=plan.worker_prefix, client=self.client
         )
         if self.log_file:
             self._log_handler = _LogHandler.add(self.log_file, self.log_level or logging.DEBUG)
