@@ -78,52 +78,11 @@ def delete(
     return _submit_and_wait(client, client.submit_delete, data, timeout, polling_interval)
 
 
-@python_task
-def transfer_task(
-    src_ep: str,
-    dst_ep: str,
-    src_path: str,
-    dst_path: str,
-    timeout: int = 3600,
-    polling_interval: int = 30,
-    client: TransferClient | None = None,
-    recursive: bool = False,
-) -> bool:
-    """:func:`transfer` as a task: the call returns a future of its result."""
-    from chiltepin.data import transfer
-
-    return transfer(
-        src_ep,
-        dst_ep,
-        src_path,
-        dst_path,
-        timeout=timeout,
-        polling_interval=polling_interval,
-        client=client,
-        recursive=recursive,
-    )
-
-
-@python_task
-def delete_task(
-    src_ep: str,
-    src_path: str,
-    timeout: int = 3600,
-    polling_interval: int = 30,
-    client: TransferClient | None = None,
-    recursive: bool = False,
-) -> bool:
-    """:func:`delete` as a task: the call returns a future of its result."""
-    from chiltepin.data import delete
-
-    return delete(
-        src_ep,
-        src_path,
-        timeout=timeout,
-        polling_interval=polling_interval,
-        client=client,
-        recursive=recursive,
-    )
+#: :func:`transfer` as a task: it also takes ``executor=`` and ``inputs=`` and returns a
+#: future of the result.
+transfer_task = python_task(transfer)
+#: :func:`delete` as a task (see :data:`transfer_task`).
+delete_task = python_task(delete)
 
 
 def build_transfer_data(
