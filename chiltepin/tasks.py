@@ -132,6 +132,9 @@ class TaskFunction:
         else:
             executors = _as_list(executor)
         if executors != "all":
+            from chiltepin.workflow import start_deferred
+
+            start_deferred(dfk, executors)
             missing = [e for e in executors if e not in dfk.executors]
             if missing:
                 from chiltepin.errors import ConfigError

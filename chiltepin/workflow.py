@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import sys
+import threading
 import uuid
 import weakref
 from collections.abc import Iterable
@@ -30,6 +31,25 @@ def unique_run_dir(base: str | Path = "runinfo") -> str:
 
 #: Started workflows' selected executor names, by DataFlowKernel (see task_executors).
 _SELECTED: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
+
+
+#: Executors a started workflow keeps in reserve, by DataFlowKernel: the ``local`` that
+#: stays available when ``include`` omits it (chiltepin 0.1.x) is started on first use, so
+#: a workflow (and every agent's) runs no idle interchange for it.
+_DEFERRED: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+_DEFERRED_LOCK = threading.Lock()
+
+
+def start_deferred(dfk: Any, names: Iterable[str]) -> None:
+    """Start those of ``names`` that ``dfk``'s workflow keeps in reserve (no-op otherwise)."""
+    with _DEFERRED_LOCK:
+        reserve = _DEFERRED.get(dfk) or {}
+        wanted = [n for n in names if n in reserve and n not in dfk.executors]
+        if not wanted:
+            return
+        from chiltepin.config.executors import build_executor
+
+        dfk.add_executors([build_executor(n, reserve.pop(n)) for n in wanted])
 
 
 def task_executors(dfk: Any) -> list[str] | str:
@@ -91,10 +111,11 @@ class Workflow:
     def executor_names(self) -> list[str]:
         """The resources ``include`` selected (all when it is None), in its order.
 
-        The Parsl configuration also has ``local`` when ``include`` omits it (chiltepin
-        0.1.x compatibility: ``executor="local"`` always works), but it is not listed
-        here: agents default to these executors, and a task without ``executor=`` runs
-        on one of these (see :func:`task_executors`), not on that implicit ``local``.
+        ``local`` stays available when ``include`` omits it (chiltepin 0.1.x
+        compatibility: ``executor="local"`` always works; its executor starts when a task
+        first asks for it, see :func:`start_deferred`), but it is not listed here: agents
+        default to these executors, and a task without ``executor=`` runs on one of these
+        (see :func:`task_executors`), not on that implicit ``local``.
         """
         return list(self._executor_names)
 
@@ -121,8 +142,10 @@ class Workflow:
         _ensure_worker_scripts_on_path()
         Path(self.run_dir).mkdir(parents=True, exist_ok=True)
         resources = plan.prepare()
+        selected = {n: r for n, r in resources.items() if n in self._executor_names}
+        reserve = {n: r for n, r in resources.items() if n not in self._executor_names}
         config = build_parsl_config(
-            resources, run_dir=self.run_dir, worker_prefix=plan.worker_prefix, client=self.client
+            selected, run_dir=self.run_dir, worker_prefix=plan.worker_prefix, client=self.client
         )
         if self.log_file:
             self._log_handler = _LogHandler.add(self.log_file, self.log_level or logging.DEBUG)
@@ -143,6 +166,7 @@ class Workflow:
             self._remove_log_handler()
             raise
         _SELECTED[self.dfk] = self.executor_names
+        _DEFERRED[self.dfk] = reserve
         parsl_logger = logging.getLogger("parsl")
         # Parsl logs to its own file (run_dir/.../parsl.log or log_file); keep its
         # debug flood out of the application's handlers.

@@ -98,8 +98,10 @@ def test_local_stays_available_when_include_omits_it(tmp_path, no_leftovers):
     wf = Workflow({"solo": solo}, include=["solo"], run_dir=tmp_path)
     assert wf.executor_names == ["solo"] and list(wf.resources) == ["solo", "local"]
     assert wf.resources["local"].init_blocks == 0  # nothing starts until a task asks for it
-    with wf:
-        assert ts.where(executor="local").result(timeout=60) == "?"  # the built-in local
+    with wf as dfk:
+        assert "local" not in dfk.executors  # no idle interchange for it ...
+        assert ts.where(executor="local").result(timeout=60) == "?"  # ... until a task asks
+        assert "local" in dfk.executors
         # Without executor=, tasks run on what include selected.
         assert {ts.where().result(timeout=60) for _ in range(6)} == {"solo"}
 

@@ -149,6 +149,9 @@ class AgentSystem:
 
     def _executor_names(self, workflow: Any) -> list[str]:
         names = self.executor_names or list(workflow.executor_names)
+        from chiltepin.workflow import start_deferred
+
+        start_deferred(workflow.dfk, names)
         available = [label for label in workflow.dfk.executors if not label.startswith("_")]
         for name in names:
             if name not in available:
