@@ -46,6 +46,16 @@ def no_leftovers():
 
 
 @pytest.fixture
+def gc_dir(tmp_path: Path, monkeypatch) -> Path:
+    """A private, empty GLOBUS_COMPUTE_USER_DIR: no stored login, no client credentials."""
+    path = tmp_path / "gc"
+    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", str(path))
+    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_ID", raising=False)
+    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_SECRET", raising=False)
+    return path
+
+
+@pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     return tmp_path / "runinfo"
 

@@ -174,15 +174,6 @@ def test_create_executor_picks_the_kind():
 ENDPOINT = "2f0a8ac8-2a4e-4a4b-9a8a-0d1c6a0d5f4e"
 
 
-@pytest.fixture
-def gc_dir(tmp_path, monkeypatch):
-    """An empty Globus Compute directory: no stored login, no client credentials."""
-    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", str(tmp_path / "gc"))
-    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_ID", raising=False)
-    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_SECRET", raising=False)
-    return tmp_path / "gc"
-
-
 def test_globus_compute_executor_with_a_client(gc_dir):
     """A real globus_compute_sdk Client (no version check: that needs Globus's web
     services) is handed to the executor, as 0.1.x's ``client=`` did."""

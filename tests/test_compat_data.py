@@ -10,8 +10,6 @@ what globus-sdk sent.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,20 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from helpers.infra import heavy_imports
 
 from chiltepin import data
 from chiltepin.errors import ConfigError, TransferError
 
 SRC = "11111111-1111-4111-8111-111111111111"
 DST = "22222222-2222-4222-8222-222222222222"
-
-
-@pytest.fixture
-def no_login(tmp_path, monkeypatch):
-    """No stored Globus login and no client credentials."""
-    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", str(tmp_path / "gc"))
-    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_ID", raising=False)
-    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_SECRET", raising=False)
 
 
 def client(base_url: str | None = None):
@@ -47,12 +38,7 @@ def client(base_url: str | None = None):
 
 
 def test_import_is_light():
-    code = (
-        "import sys, chiltepin.data; "
-        "print([m for m in ('globus_sdk', 'parsl', 'globus_compute_sdk') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    assert heavy_imports("import chiltepin.data") == []
 
 
 def test_transfer_and_delete_documents():
@@ -88,7 +74,7 @@ def test_bad_arguments_are_config_errors(call, message):
         call()
 
 
-def test_without_login_one_line_and_no_prompt(no_login):
+def test_without_login_one_line_and_no_prompt(gc_dir):
     started = time.monotonic()
     for call in (
         lambda: data.transfer("laptop", "hpc", "/a", "/b"),
@@ -233,7 +219,7 @@ def test_service_errors_are_one_line(fake):
     )
 
 
-def test_transfer_task_runs_in_a_workflow_and_fails_at_the_login(no_login, tmp_path):
+def test_transfer_task_runs_in_a_workflow_and_fails_at_the_login(gc_dir, tmp_path):
     """The task version runs on a real executor; with no login, its future carries the
     same one-line TransferError (no prompt in the worker)."""
     from chiltepin import Workflow

@@ -12,14 +12,13 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 from helpers.cli import run
-from helpers.infra import BIN
+from helpers.infra import BIN, heavy_imports
 
 from chiltepin.endpoint import generate as gen
 from chiltepin.endpoint.errors import EndpointError
@@ -29,16 +28,6 @@ from chiltepin.errors import ChiltepinError, ConfigError
 
 GCE = str(BIN / "globus-compute-endpoint")
 FILES = [gen.CONFIG, gen.TEMPLATE, gen.SCHEMA, gen.ENVIRONMENT, gen.MANIFEST]
-
-
-@pytest.fixture
-def gc_dir(tmp_path, monkeypatch) -> Path:
-    """A private GLOBUS_COMPUTE_USER_DIR (and no Globus credentials)."""
-    path = tmp_path / "gc"
-    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", str(path))
-    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_ID", raising=False)
-    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_SECRET", raising=False)
-    return path
 
 
 @pytest.fixture
@@ -399,12 +388,8 @@ def test_logout_without_tokens_is_offline(gc_dir):
 
 
 def test_package_import_stays_light():
-    code = (
-        "import sys, chiltepin.endpoint, chiltepin.cli.endpoint_cmd; "
-        "print([m for m in ('globus_compute_endpoint', 'parsl') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    statements = "import chiltepin.endpoint, chiltepin.cli.endpoint_cmd"
+    assert heavy_imports(statements, ("globus_compute_endpoint", "parsl")) == []
 
 
 def test_errors_are_chiltepin_errors():

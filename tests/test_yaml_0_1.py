@@ -140,12 +140,6 @@ def test_remote_resource_sends_0_1_keys_with_defaults():
     )
 
 
-@pytest.fixture
-def gc_dir(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", str(tmp_path / "gc"))
-    return tmp_path / "gc"
-
-
 def test_generated_endpoint_accepts_0_1_clients_and_keeps_profile_values(gc_dir):
     from chiltepin.endpoint.validate import load_engine_config, render_dir
     from chiltepin.endpoint.writer import configure
