@@ -148,7 +148,7 @@ def _resource(name: str, config: Mapping[str, Any], kind: Kind) -> AnyResource:
             f"settings must be a mapping, got {type(config).__name__}",
             source=_SOURCE,
             entry=name,
-            entry_kind="resource",
+            entry_kind="executor",
         )
     settings = dict(config)
     remote = "endpoint" in settings
@@ -157,17 +157,17 @@ def _resource(name: str, config: Mapping[str, Any], kind: Kind) -> AnyResource:
             "required key is missing",
             source=_SOURCE,
             entry=name,
-            entry_kind="resource",
+            entry_kind="executor",
             key="endpoint",
             hint="give the endpoint's UUID or local name",
         )
     if kind in ("provider", "htex", "mpi") and remote:
         raise ConfigError(
-            "a Globus Compute endpoint resource has no local "
+            "a Globus Compute endpoint executor has no local "
             + ("provider" if kind == "provider" else "executor"),
             source=_SOURCE,
             entry=name,
-            entry_kind="resource",
+            entry_kind="executor",
             key="endpoint",
             hint="use create_globus_compute_executor or create_executor",
         )
@@ -179,7 +179,7 @@ def _resource(name: str, config: Mapping[str, Any], kind: Kind) -> AnyResource:
                 f"'mpi: {str(given).lower()}' does not fit create_{kind}_executor",
                 source=_SOURCE,
                 entry=name,
-                entry_kind="resource",
+                entry_kind="executor",
                 key="mpi",
                 hint=f"use {_OTHER[kind]}",
             )

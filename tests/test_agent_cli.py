@@ -446,7 +446,7 @@ BAD_SERVICES = [
     ),
     (
         "name: x\nagent: helpers.agent_services:Counter\nagent_workflow_include: [gpu]\n",
-        r"counter.yaml:3: key 'agent_workflow_include': included resource 'gpu'",
+        r"counter.yaml:3: key 'agent_workflow_include': included executor 'gpu'",
     ),
     ("name: x\nagent: [unclosed\n", r"counter.yaml:3: YAML syntax error"),
 ]

@@ -217,7 +217,7 @@ def test_generator_action():
 def test_decorator_arguments():
     with pytest.raises(TypeError, match="keyword arguments only"):
         chiltepin_agent(["compute"])
-    with pytest.raises(TypeError, match="must list resource names"):
+    with pytest.raises(TypeError, match="must list executor names"):
         chiltepin_agent(agent_workflow_include=[1])
 
 

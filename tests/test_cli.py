@@ -43,7 +43,7 @@ def test_config_validate_unknown_include_exits_2(tmp_path):
     cfg = tmp_path / "ok.yaml"
     cfg.write_text("compute: {}\n")
     out = run("config", "validate", str(cfg), "--include", "nope")
-    assert out.returncode == 2 and "included resource 'nope'" in out.stderr
+    assert out.returncode == 2 and "included executor 'nope'" in out.stderr
 
 
 def test_bad_arguments_exit_2():

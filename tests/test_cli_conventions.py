@@ -142,8 +142,8 @@ def test_config_validate_json(tmp_path):
     cfg = tmp_path / "ok.yaml"
     cfg.write_text("compute:\n  provider: slurm\n  partition: compute\n")
     out = run_json("config", "validate", str(cfg), "--json")
-    assert set(out) == {"file", "valid", "resources"}
-    assert out["valid"] is True and out["resources"]["compute"]["partition"] == "compute"
+    assert set(out) == {"file", "valid", "executors"}
+    assert out["valid"] is True and out["executors"]["compute"]["partition"] == "compute"
     bad = tmp_path / "bad.yaml"
     bad.write_text("compute:\n  provider: slurm\n  partiton: compute\n")
     failed = run("config", "validate", str(bad), "--json")

@@ -110,11 +110,11 @@ def test_load_reads_a_path_too(tmp_path):
 @pytest.mark.parametrize(
     "config, include, message",
     [
-        (CONFIG, ["compte"], "included resource 'compte' is not defined (hint: did you mean"),
+        (CONFIG, ["compte"], "included executor 'compte' is not defined (hint: did you mean"),
         ({"c": {"provider": "slurm", "partion": "x"}}, None, "key 'partion': unknown key"),
         ({"c": {"provider": "lsf"}}, None, "key 'provider': must be one of"),
         ({"c": {"walltime": "1h", "provider": "slurm"}}, None, "walltime must be HH:MM:SS"),
-        ({"bad name": {}}, None, "invalid resource name 'bad name'"),
+        ({"bad name": {}}, None, "invalid executor name 'bad name'"),
     ],
 )
 def test_load_rejects_bad_input_with_one_config_error(config, include, message):
@@ -138,7 +138,7 @@ def test_create_provider():
     assert isinstance(mpi.launcher, SimpleLauncher)
     with pytest.raises(ValueError, match="must be one of"):
         configure.create_provider({"provider": "cobalt"})
-    with pytest.raises(ConfigError, match="endpoint resource has no local provider"):
+    with pytest.raises(ConfigError, match="endpoint executor has no local provider"):
         configure.create_provider({"endpoint": "ep"})
 
 
@@ -157,7 +157,7 @@ def test_create_htex_and_mpi_executors():
     with pytest.raises(ConfigError, match="'mpi: false' does not fit create_mpi_executor"):
         configure.create_mpi_executor("x", {"mpi": False})
     # As in 0.1.x, a key that does not apply is ignored, with one warning.
-    with pytest.warns(ConfigWarning, match="'max_mpi_apps' applies only to MPI resources"):
+    with pytest.warns(ConfigWarning, match="'max_mpi_apps' applies only to MPI executors"):
         htex = configure.create_htex_executor("x", {"max_mpi_apps": 2})
     assert isinstance(htex, HighThroughputExecutor)
 
@@ -167,7 +167,7 @@ def test_create_executor_picks_the_kind():
 
     assert isinstance(configure.create_executor("a", {}), HighThroughputExecutor)
     assert isinstance(configure.create_executor("b", {"mpi": True}), MPIExecutor)
-    with pytest.raises(ConfigError, match="resource 'c': settings must be a mapping"):
+    with pytest.raises(ConfigError, match="executor 'c': settings must be a mapping"):
         configure.create_executor("c", ["provider", "slurm"])  # type: ignore[arg-type]
 
 

@@ -53,14 +53,14 @@ def test_include_selects_and_unknown_include_is_an_error():
     cfg = {"compute": {"provider": "slurm", "partition": "compute"}}
     # local stays available (as in chiltepin 0.1.x), after the selection
     assert list(load_resources(cfg, include=["compute"])) == ["compute", "local"]
-    with pytest.raises(ConfigError, match="included resource 'compte'.*did you mean 'compute'"):
+    with pytest.raises(ConfigError, match="included executor 'compte'.*did you mean 'compute'"):
         load_resources(cfg, include=["compte"])
 
 
 def test_misspelled_key_names_file_line_entry_and_suggests(tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text("compute:\n  provider: slurm\n  partiton: debug\n")
-    err = bad(path, f"{path}:3", "resource 'compute'", "key 'partiton'", "did you mean 'partition'")
+    err = bad(path, f"{path}:3", "executor 'compute'", "key 'partiton'", "did you mean 'partition'")
     assert err.line == 3
 
 
@@ -126,7 +126,7 @@ def test_provider_only_keys_on_wrong_provider_are_ignored():
 def test_ignored_key_warning_names_file_line_and_resource(tmp_path):
     path = tmp_path / "old.yaml"
     path.write_text("compute:\n  provider: localhost\n  partition: debug\n")
-    ignored(path, "partition", f"{path}:3", "resource 'compute'", "it applies to provider slurm")
+    ignored(path, "partition", f"{path}:3", "executor 'compute'", "it applies to provider slurm")
 
 
 def test_ignored_keys_are_still_checked_for_spelling():
@@ -156,8 +156,8 @@ def test_scheduler_values_cannot_inject_shell():
 
 
 def test_entry_that_is_not_a_mapping_and_bad_names():
-    bad({"c": 3}, "resource 'c'", "must be a mapping")
-    bad({"bad name": {}}, "invalid resource name 'bad name'")
+    bad({"c": 3}, "executor 'c'", "must be a mapping")
+    bad({"bad name": {}}, "invalid executor name 'bad name'")
 
 
 def test_yaml_syntax_error_reports_line(tmp_path):

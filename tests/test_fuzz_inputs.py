@@ -659,9 +659,9 @@ KIND_CLASSES = {
             ":3: key 'compute.partition': duplicate key (first at line 2)",
         ),
         ("compute:\n  provider: slurm\ncompute: {}\n", ":3: key 'compute': duplicate key"),
-        ("../x: {}\n", "invalid resource name '../x'"),
-        ("'a b': {}\n", "invalid resource name 'a b'"),
-        ("'{{x}}': {}\n", "invalid resource name '{{x}}'"),
+        ("../x: {}\n", "invalid executor name '../x'"),
+        ("'a b': {}\n", "invalid executor name 'a b'"),
+        ("'{{x}}': {}\n", "invalid executor name '{{x}}'"),
         ("x: !!python/object/apply:os.system [touch PWNED]\n", "could not determine a constructor"),
     ],
     "site": [

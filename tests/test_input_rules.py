@@ -214,11 +214,11 @@ def test_argument_errors_are_one_line():
         ("site: ../local\n", ":3: key 'site': invalid site name '../local'"),
         (
             "site: local\nagent_workflow_include: [gpu]\n",
-            ":4: key 'agent_workflow_include': included resource 'gpu' is not defined in site",
+            ":4: key 'agent_workflow_include': included executor 'gpu' is not defined in site",
         ),
         (
             "agent_workflow_config: {compute: {}}\nagent_workflow_include: [gpu]\n",
-            ":4: key 'agent_workflow_include': included resource 'gpu'",
+            ":4: key 'agent_workflow_include': included executor 'gpu'",
         ),
     ],
 )

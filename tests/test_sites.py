@@ -143,7 +143,7 @@ def test_unknown_site_lists_known_ones(layers):
 
 
 def test_unknown_executor_name():
-    with pytest.raises(ConfigError, match="included resource 'compte'.*did you mean 'compute'"):
+    with pytest.raises(ConfigError, match="included executor 'compte'.*did you mean 'compute'"):
         load_site("hera").resources(["compte"])
     from chiltepin import Workflow
 

@@ -50,7 +50,7 @@ def test_remote_resource_without_globus_login_is_a_clear_error(tmp_path, monkeyp
         include=["remote"],
         run_dir=tmp_path / "r",
     )
-    with pytest.raises(ConfigError, match="resource 'remote'.*needs a Globus login"):
+    with pytest.raises(ConfigError, match="executor 'remote'.*needs a Globus login"):
         wf.start()
     assert wf.dfk is None
 

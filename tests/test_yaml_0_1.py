@@ -55,7 +55,7 @@ def test_old_file_loads_with_one_warning_per_ignored_key(old_file):
     ]
     assert len(messages) == len(expected), messages
     for (line, resource, key), message in zip(expected, messages, strict=True):
-        assert message.startswith(f"{old_file}:{line}: resource '{resource}': key '{key}': ")
+        assert message.startswith(f"{old_file}:{line}: executor '{resource}': key '{key}': ")
         assert "ignored" in message
     assert res["local-ish"].partition is None and res["local-ish"].exclusive is True
     assert res["service"].account is None and res["service"].cores_per_node == 4
@@ -68,9 +68,9 @@ def test_cli_validate_prints_each_warning_once_and_exits_0(old_file):
     assert out.returncode == 0, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 4 and all(line.startswith("chiltepin: warning: ") for line in lines)
-    assert f"{old_file}:3: resource 'local-ish': key 'partition'" in lines[0]
+    assert f"{old_file}:3: executor 'local-ish': key 'partition'" in lines[0]
     assert "it applies to provider slurm" in lines[0]
-    assert "Traceback" not in out.stderr and "valid, 4 resources" in out.stdout
+    assert "Traceback" not in out.stderr and "valid, 4 executors" in out.stdout
 
 
 def test_cli_unknown_key_is_still_an_error(tmp_path):
@@ -79,7 +79,7 @@ def test_cli_unknown_key_is_still_an_error(tmp_path):
     out = cli("config", "validate", str(path))
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        f"chiltepin: error: {path}:3: resource 'c': key 'acount': unknown key "
+        f"chiltepin: error: {path}:3: executor 'c': key 'acount': unknown key "
         "(hint: did you mean 'account'?)"
     ]
 

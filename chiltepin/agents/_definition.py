@@ -76,7 +76,7 @@ def include_list(include: Iterable[str] | None) -> tuple[str, ...] | None:
     for name in names:
         if not isinstance(name, str):
             raise TypeError(
-                f"agent_workflow_include must list resource names (strings), got {name!r}"
+                f"agent_workflow_include must list executor names (strings), got {name!r}"
             )
     return names
 

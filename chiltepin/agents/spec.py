@@ -64,7 +64,7 @@ class AgentWorkflowSpec(WorkflowSource):
         )
         if config is not None and not isinstance(config, (str, Path, Mapping)):
             raise ConfigError(
-                f"agent_workflow_config must be a resource mapping or a YAML path, "
+                f"agent_workflow_config must be an executor mapping or a YAML path, "
                 f"got {type(config).__name__}"
             )
         if config is None and site is None:

@@ -1,4 +1,4 @@
-"""``chiltepin config``: validate resource configurations and print their schema."""
+"""``chiltepin config``: validate executor configurations and print their schema."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    group = sub.add_parser("config", help="validate resource configurations")
+    group = sub.add_parser("config", help="validate executor configurations")
     group.set_defaults(group_parser=group)
     cmds = group.add_subparsers(metavar="SUBCOMMAND")
 
-    validate = cmds.add_parser("validate", help="check a config file; print its resources")
-    validate.add_argument("file", help="YAML resource configuration")
-    validate.add_argument("--include", nargs="+", metavar="NAME", help="resources to select")
+    validate = cmds.add_parser("validate", help="check a config file; print its executors")
+    validate.add_argument("file", help="YAML executor configuration")
+    validate.add_argument("--include", nargs="+", metavar="NAME", help="executors to select")
     validate.add_argument(
         "--json", action="store_true", help="print JSON (keys listed in the README)"
     )
     validate.set_defaults(handler=_validate)
 
-    schema = cmds.add_parser("schema", help="print the JSON Schema of resource configs")
+    schema = cmds.add_parser("schema", help="print the JSON Schema of executor configs")
     schema.set_defaults(handler=_schema)
 
 
@@ -34,14 +34,14 @@ def _validate(args: argparse.Namespace) -> int:
             {
                 "file": args.file,
                 "valid": True,
-                "resources": {
+                "executors": {
                     name: res.model_dump(mode="json", exclude_none=True)
                     for name, res in resources.items()
                 },
             }
         )
         return 0
-    print(f"{args.file}: valid, {len(resources)} resources")
+    print(f"{args.file}: valid, {len(resources)} executors")
     print(dump_resources(resources))
     return 0
 

@@ -54,7 +54,7 @@ def _globus_compute(name: str, res: RemoteResource, client: Any = None) -> Parsl
 
     endpoint_id = resolve_endpoint_id(res.endpoint)
     if client is None:  # a caller's own client carries its own authorization
-        ensure_logged_in(f"resource '{name}' (Globus Compute endpoint {endpoint_id})")
+        ensure_logged_in(f"executor '{name}' (Globus Compute endpoint {endpoint_id})")
     return GlobusComputeExecutor(
         executor=Executor(
             endpoint_id=endpoint_id, client=client, user_endpoint_config=res.user_endpoint_config

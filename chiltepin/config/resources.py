@@ -67,7 +67,7 @@ def parse_resource(
     origin: Origin,
     name: str,
     path: tuple[str, ...] | None = None,
-    entry_kind: str = "resource",
+    entry_kind: str = "executor",
 ) -> AnyResource:
     """Validate one resource's settings (a Globus Compute endpoint if it names one)."""
     model = RemoteResource if isinstance(settings, Mapping) and "endpoint" in settings else Resource
@@ -82,7 +82,7 @@ def parse_resource(
 
 
 def check_name(name: Any, source: str, lines: LineMap) -> str:
-    return _check_name("resource", name, source=source, line=lines.get((str(name),)))
+    return _check_name("executor", name, source=source, line=lines.get((str(name),)))
 
 
 def select(
@@ -103,14 +103,14 @@ def select(
         if name not in resources:
             hint = did_you_mean(name, resources) or f"defined: {', '.join(sorted(resources))}"
             raise ConfigError(
-                f"included resource '{name}' is not defined", source=source, entry=name, hint=hint
+                f"included executor '{name}' is not defined", source=source, entry=name, hint=hint
             )
         chosen[name] = resources[name]
     if not chosen:
         raise ConfigError(
-            "include selects no resources",
+            "include selects no executors",
             source=source,
-            hint="name at least one resource, or pass include=None for all",
+            hint="name at least one executor, or pass include=None for all",
         )
     if LOCAL_NAME not in chosen and LOCAL_NAME in resources:
         local = resources[LOCAL_NAME]

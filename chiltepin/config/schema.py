@@ -107,10 +107,10 @@ def inapplicable(key: str, provider: str, mpi: bool) -> tuple[str, str] | None:
             f"it applies to provider {' or '.join(schedulers_taking(key))}",
         )
     if key in MPI_ONLY_KEYS and not mpi:
-        return f"'{key}' applies only to MPI resources", "add 'mpi: true'"
+        return f"'{key}' applies only to MPI executors", "add 'mpi: true'"
     if key in HTEX_ONLY_KEYS and mpi:
         return (
-            f"'{key}' is not used by MPI resources",
+            f"'{key}' is not used by MPI executors",
             "use 'max_mpi_apps' to set how many MPI tasks run at once",
         )
     return None
@@ -390,6 +390,6 @@ def resource_json_schema() -> dict[str, Any]:
     schema = TypeAdapter(dict[str, AnyResource]).json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = SCHEMA_URL + "schemas/resources.schema.json"
-    schema["title"] = "chiltepin resource configuration"
+    schema["title"] = "chiltepin executor configuration"
     schema["propertyNames"] = names.json_schema()
     return schema

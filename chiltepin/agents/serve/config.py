@@ -258,7 +258,7 @@ def _workflow_spec(
 
 
 #: Messages of chiltepin.config.resources.select: the include list is what is wrong.
-_INCLUDE_PROBLEMS = ("included resource", "include selects")
+_INCLUDE_PROBLEMS = ("included executor", "include selects")
 
 
 def _relocate(exc: ConfigError, config: ServiceConfig, origin: Any) -> ConfigError:
