@@ -129,6 +129,13 @@ class AgentFailedError(ChiltepinError, RuntimeError):
     exit_code = 1
 
 
+class NoFreeWorkerError(ChiltepinError, RuntimeError):
+    """An agent was launched on an executor whose workers all hold running agents (each
+    running agent holds one worker for its whole life); the message says how to size it."""
+
+    exit_code = 1
+
+
 class ExchangeError(ChiltepinError, RuntimeError):
     """An agent exchange could not be started or reached."""
 

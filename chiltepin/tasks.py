@@ -105,9 +105,10 @@ class TaskFunction:
 
     def app(self, executor: str | Sequence[str] = "all", dfk: Any = None) -> Any:
         """The Parsl app for ``executor`` on ``dfk`` (default: the active workflow's)."""
-        from parsl.dataflow.dflow import DataFlowKernelLoader
+        if dfk is None:
+            from chiltepin.workflow import loaded_dfk
 
-        dfk = dfk or DataFlowKernelLoader.dfk()
+            dfk = loaded_dfk()  # waits for a workflow starting in the background
         key = executor if isinstance(executor, str) else tuple(executor)
         per_dfk = self._apps.get(dfk)
         if per_dfk is None:

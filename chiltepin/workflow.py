@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -9,7 +10,7 @@ import sys
 import threading
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +51,59 @@ def start_deferred(dfk: Any, names: Iterable[str]) -> None:
         from chiltepin.config.executors import build_executor
 
         dfk.add_executors([build_executor(n, reserve.pop(n)) for n in wanted])
+
+
+#: Workflows this process is starting in the background (start_in_background), and the
+#: error the latest one failed with: tasks submitted meanwhile wait for them.
+_BACKGROUND: set[concurrent.futures.Future[Any]] = set()
+_BACKGROUND_FAILURE: list[BaseException] = []
+_BACKGROUND_LOCK = threading.Lock()
+
+
+def start_in_background(start: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+    """Call ``start`` (which starts a Workflow) in a new thread and return its future.
+
+    Until it returns, a task submitted in this process (:func:`loaded_dfk`) waits for it
+    rather than finding no DataFlowKernel; if it raised, such a task raises its error.
+    """
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    with _BACKGROUND_LOCK:
+        _BACKGROUND.add(future)
+        _BACKGROUND_FAILURE.clear()
+
+    def run() -> None:
+        try:
+            future.set_result(start())
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+            with _BACKGROUND_LOCK:
+                _BACKGROUND_FAILURE[:] = [exc]
+            future.set_exception(exc)
+        finally:
+            with _BACKGROUND_LOCK:
+                _BACKGROUND.discard(future)
+
+    threading.Thread(target=run, name="chiltepin-workflow-start", daemon=True).start()
+    return future
+
+
+def loaded_dfk() -> Any:
+    """The DataFlowKernel tasks go to (Parsl's loaded one), once every workflow this
+    process starts in the background is up; the start's error if it failed."""
+    from parsl.dataflow.dflow import DataFlowKernelLoader
+    from parsl.errors import NoDataFlowKernelError
+
+    with _BACKGROUND_LOCK:
+        pending = list(_BACKGROUND)
+    for future in pending:
+        future.result()
+    try:
+        return DataFlowKernelLoader.dfk()
+    except NoDataFlowKernelError:
+        with _BACKGROUND_LOCK:
+            failure = list(_BACKGROUND_FAILURE)
+        if failure:
+            raise failure[0] from None
+        raise
 
 
 def task_executors(dfk: Any) -> list[str] | str:

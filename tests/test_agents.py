@@ -20,7 +20,6 @@ from helpers import processes as P
 from helpers.agents import check_weather_model, launched
 
 from chiltepin import AgentSystem, Workflow
-from chiltepin.agents import AgentFailedError
 from chiltepin.errors import ConfigError
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -40,6 +39,12 @@ AGENT_CONFIG = {
 }
 # For agents without tasks: their workflow starts no worker pool.
 IDLE_CONFIG = {"idle": {"provider": "localhost", "init_blocks": 0}}
+# A workflow that takes a while to start (one interchange after the other), so the
+# agent's first answers come long before it is up.
+SLOW_START_CONFIG = {
+    **{f"idle{i}": {"provider": "localhost", "init_blocks": 0} for i in range(4)},
+    **AGENT_CONFIG,
+}
 
 
 @pytest.fixture(scope="module")
@@ -231,25 +236,47 @@ async def test_bad_agent_config_is_refused_at_launch(manager):
     assert manager.running() == running  # nothing was launched
 
 
-async def test_startup_failure_reaches_the_caller(workflow, root):
+async def test_actions_answer_while_the_workflow_starts(manager):
+    async with launched(
+        manager,
+        S.Probe,
+        agent_workflow_config=SLOW_START_CONFIG,
+        agent_workflow_include=list(SLOW_START_CONFIG),
+    ) as probe:
+        first = await probe.agent_workflow_info()
+        assert first["state"] == "starting" and not first["running"], first
+        assert await probe.ticks_now() >= 0  # actions and loops run meanwhile
+        # A task action waits for the workflow; so does a task an async action submits.
+        where, via = await asyncio.gather(probe.where(executor="compute"), probe.via_task(1))
+        assert where["tick"] == 0.05 and via["x"] == 2
+        info = await probe.agent_workflow_info()
+        assert info["state"] == "running" and info["running"] and info["error"] is None
+
+
+async def test_a_workflow_that_fails_to_start_fails_task_actions_with_its_error(workflow, root):
     # A config path the manager cannot check (it may exist where the agent runs)
     missing = root / "elsewhere" / "agent.yaml"
     run_dir = root / "agent-runs" / "failing"
     servers = {p.pid for p in P.exchange_servers()}  # the module manager's exchange
-    # As in Academy, closing the manager re-raises the error the agent stopped with.
+    # The agent stops with that error: closing the manager re-raises it, as in Academy.
     with pytest.raises(ConfigError, match="file not found"):
         async with await AgentSystem(workflow, ["service"]).manager() as manager:
             handle = await manager.launch(
-                G.Computer,
+                S.Probe,
                 agent_workflow_config=str(missing),
                 agent_workflow_run_dir=run_dir,
                 executor="service",
             )
-            with pytest.raises(AgentFailedError, match="Computer .* stopped with ConfigError"):
-                await handle.compute(2)
-            with pytest.raises(AgentFailedError, match="file not found") as failed:
-                await handle.ping()
-            assert isinstance(failed.value.__cause__, ConfigError)
+            with pytest.raises(ConfigError, match="file not found"):
+                await handle.where(executor="compute")
+            with pytest.raises(ConfigError, match="file not found"):
+                await handle.via_task(1)  # a task an async action submits
+            with pytest.raises(ConfigError, match="file not found"):
+                await handle.agent_workflow_info(wait=True)
+            info = await handle.agent_workflow_info()
+            assert info["state"] == "failed" and "file not found" in info["error"], info
+            assert await handle.ticks_now() >= 0  # the agent still answers
+            await handle.ping()
     assert {p.pid for p in P.exchange_servers()} == servers
     assert P.wait_until_gone(P.processes_under, run_dir) == []
 
@@ -266,8 +293,7 @@ async def test_nothing_left_behind_when_the_manager_context_raises(workflow, roo
                 agent_workflow_run_dir=run_dir,
                 executor="service",
             )
-            await monitor.ping()  # started: its workflow is up
-            assert (await monitor.agent_workflow_info())["running"]
+            assert (await monitor.agent_workflow_info(wait=True))["running"]
             assert P.processes_under(run_dir), "the agent's interchange should be running"
             assert len({p.pid for p in P.exchange_servers()} - servers) == 1
             raise RuntimeError("interrupted")

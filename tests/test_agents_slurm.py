@@ -34,7 +34,6 @@ from helpers.infra import SITES, labelled_containers
 from helpers.processes import wait_until_gone
 
 from chiltepin import AgentSystem, __version__
-from chiltepin.agents import AgentFailedError
 from chiltepin.errors import ConfigError
 
 pytestmark = [pytest.mark.slurm, pytest.mark.asyncio(loop_scope="module")]
@@ -247,7 +246,7 @@ async def test_bad_agent_config_is_refused_at_launch(run):
     assert run.manager.running() == running  # nothing was launched
 
 
-async def test_startup_failure_reaches_the_caller(run):
+async def test_a_failed_workflow_start_fails_task_actions(run):
     # A config path the manager cannot check (it may exist where the agent runs)
     missing = run.root / "elsewhere" / "agent.yaml"
     handle = await run.manager.launch(
@@ -256,23 +255,23 @@ async def test_startup_failure_reaches_the_caller(run):
         agent_workflow_run_dir=run.root / "agent-runs" / "failing",
         executor="service",
     )
-    # As in Academy, closing the manager re-raises the error the agent stopped with.
+    # The agent stops with that error: closing the manager re-raises it, as in Academy.
     run.failure = ConfigError
-    with pytest.raises(AgentFailedError, match="Computer .* stopped with ConfigError"):
+    with pytest.raises(ConfigError, match=re.escape(f"{missing}: file not found")):
         await handle.compute(2)
-    with pytest.raises(AgentFailedError, match=re.escape(f"{missing}: file not found")) as failed:
-        await handle.ping()
-    assert isinstance(failed.value.__cause__, ConfigError)
-    assert handle.agent_id not in run.manager.running()
+    info = await handle.agent_workflow_info()
+    assert info["state"] == "failed" and "file not found" in info["error"], info
+    await handle.ping()  # the agent still answers, and stays until the manager closes
+    assert handle.agent_id in run.manager.running()
 
 
 async def test_manager_shutdown_leaves_nothing(run, probe):
     # At shutdown: the probe with a live compute job (and container), and a Monitor whose
-    # workflow is up; test_startup_failure_reaches_the_caller left a failed agent.
+    # workflow is up; test_a_failed_workflow_start_fails_task_actions left an agent whose
+    # workflow failed.
     monitor = await run.manager.launch(G.Monitor, **launch_args(run), executor="service")
     assert (await probe.where(executor="compute"))["image"] == run.image
-    await monitor.ping()
-    assert (await monitor.agent_workflow_info())["running"]
+    assert (await monitor.agent_workflow_info(wait=True))["running"]
     assert {job[2] for job in run.jobs()} == {"service", "compute"}
     assert P.processes_under(run.root), "the agents' interchanges and workers run"
     assert len(run.new_exchanges()) == 1, "the embedded exchange runs"

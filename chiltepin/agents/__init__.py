@@ -26,7 +26,7 @@ from chiltepin._lazy import lazy_attributes
 if TYPE_CHECKING:
     from chiltepin.agents.behaviour import ChiltepinAgent
     from chiltepin.agents.decorators import agent_action, agent_loop, chiltepin_agent
-    from chiltepin.agents.errors import AgentFailedError
+    from chiltepin.agents.errors import AgentFailedError, NoFreeWorkerError
     from chiltepin.agents.exchange import EmbeddedExchange
     from chiltepin.agents.handle import AgentHandle
     from chiltepin.agents.manager import ChiltepinManager
@@ -42,6 +42,7 @@ _LAZY = {
     "ChiltepinAgent": ("chiltepin.agents.behaviour", "ChiltepinAgent"),
     "ChiltepinManager": ("chiltepin.agents.manager", "ChiltepinManager"),
     "EmbeddedExchange": ("chiltepin.agents.exchange", "EmbeddedExchange"),
+    "NoFreeWorkerError": ("chiltepin.agents.errors", "NoFreeWorkerError"),
 }
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "ChiltepinAgent",
     "ChiltepinManager",
     "EmbeddedExchange",
+    "NoFreeWorkerError",
     "agent_action",
     "agent_loop",
     "chiltepin_agent",

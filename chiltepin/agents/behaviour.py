@@ -44,8 +44,11 @@ __all__ = ["AgentDefinition", "ChiltepinAgent", "build_agent_class", "is_chiltep
 class ChiltepinAgent(Agent):
     """Base of every generated agent class; not subclassed by hand.
 
-    Starts the agent's Workflow in ``agent_on_startup`` (in a thread) and always cleans it
-    up: in ``agent_on_shutdown``, or at once if startup fails.
+    Starts the agent's Workflow in the background when the agent starts and serves actions
+    and loops meanwhile: task actions wait for the workflow. If the workflow fails to
+    start, task actions raise its error, other actions still answer, and the agent stops
+    with that error when it is shut down. The workflow is always cleaned up in
+    ``agent_on_shutdown``.
 
     Two ways to make one: ``Cls(*args, **kwargs)`` (Academy's own path, e.g. a plain
     ``academy.manager.Manager`` launching the class: the workflow is the decorator's
@@ -106,6 +109,7 @@ class ChiltepinAgent(Agent):
         self._chiltepin_spec: AgentWorkflowSpec = workflow
         self._chiltepin_init = (tuple(args), dict(kwargs))
         self._chiltepin_workflow: Any = None
+        self._chiltepin_starting: concurrent.futures.Future[Any] | None = None
         self._chiltepin_running: set[asyncio.Task[Any]] = set()
         self._behaviour: Any = None
 
@@ -136,49 +140,92 @@ class ChiltepinAgent(Agent):
         return f"{type(self).__name__}()"
 
     async def agent_on_startup(self) -> None:
-        # Actions and loops wait for startup to finish, so they always find the behaviour.
+        # Actions and loops wait for startup to finish, so they always find the behaviour;
+        # they do not wait for the workflow, which starts in the background.
         self.build_behaviour()
-        spec = self._chiltepin_spec
+        from chiltepin.workflow import start_in_background
 
-        def start() -> None:
+        spec = self._chiltepin_spec
+        name = type(self).__name__
+
+        def start() -> Any:
             workflow = spec.create_workflow()
             self._chiltepin_workflow = workflow
             workflow.start()
+            logger.info(
+                "agent %s started its workflow (%s) in %s",
+                name,
+                ", ".join(workflow.executor_names),
+                workflow.run_dir,
+            )
+            return workflow
 
-        starting = asyncio.ensure_future(asyncio.to_thread(start))
-        try:
-            await asyncio.shield(starting)
-        except asyncio.CancelledError:
-            with contextlib.suppress(BaseException):
-                await starting  # let the thread finish before cleaning up after it
-            await self._stop_workflow()
-            raise
-        except BaseException:
-            await self._stop_workflow()
-            raise
-        workflow = self._chiltepin_workflow
-        logger.info(
-            "agent %s started its workflow (%s) in %s",
-            type(self).__name__,
-            ", ".join(workflow.executor_names),
-            workflow.run_dir,
-        )
+        self._chiltepin_starting = start_in_background(start)
 
     async def agent_on_shutdown(self) -> None:
         try:
             await self._stop_running()
         finally:
+            starting = self._chiltepin_starting
+            if starting is not None:
+                # A start cannot be interrupted: let it finish, then clean up after it.
+                with contextlib.suppress(BaseException):
+                    await await_future(starting)
             await self._stop_workflow()
 
+    async def _workflow_started(self) -> Any:
+        """The agent's Workflow once it has started (raises the error its start failed
+        with)."""
+        if self._chiltepin_starting is None:
+            raise RuntimeError(f"agent {type(self).__name__} has not started")
+        return await await_future(self._chiltepin_starting)
+
+    @loop
+    async def agent_workflow_watch(self, shutdown: asyncio.Event) -> None:
+        """If the workflow fails to start, the agent keeps serving (its task actions raise
+        that error) and stops with that error when it is shut down."""
+        try:
+            await self._workflow_started()
+        except Exception as failure:
+            logger.error(
+                "agent %s: its workflow failed to start (%s: %s); its task actions will "
+                "raise that error",
+                type(self).__name__,
+                type(failure).__name__,
+                failure,
+            )
+            with contextlib.suppress(asyncio.CancelledError):
+                await shutdown.wait()
+            raise failure from None
+
     @action
-    async def agent_workflow_info(self) -> dict[str, Any]:
-        """The agent's own workflow: run directory, executors, site."""
+    async def agent_workflow_info(self, wait: bool = False) -> dict[str, Any]:
+        """The agent's own workflow: run directory, executors, site, and its state
+        (``starting``, ``running``, ``failed`` with its ``error``, ``stopped``).
+
+        ``wait``: first wait for the workflow to start (raises its error if it failed).
+        """
+        if wait:
+            await self._workflow_started()
         workflow = self._chiltepin_workflow
+        starting = self._chiltepin_starting
+        error = None
+        if starting is None or (starting.done() and workflow is None):
+            state = "stopped"
+        elif not starting.done():
+            state = "starting"
+        elif starting.exception() is not None:
+            state, failure = "failed", starting.exception()
+            error = f"{type(failure).__name__}: {failure}"
+        else:
+            state = "running" if workflow is not None and workflow.dfk is not None else "stopped"
         return {
-            "run_dir": workflow.run_dir if workflow is not None else None,
+            "run_dir": workflow.run_dir if workflow is not None else self._chiltepin_spec.run_dir,
             "executors": list(workflow.executor_names) if workflow is not None else [],
             "site": self._chiltepin_spec.site,
-            "running": workflow is not None and workflow.dfk is not None,
+            "state": state,
+            "running": state == "running",
+            "error": error,
         }
 
     async def _stop_running(self) -> None:
@@ -324,6 +371,7 @@ def _make_action(name: str, kind: str, func: Any, owner_qualname: str, module: s
 
         async def call(self: ChiltepinAgent, *args: Any, **kwargs: Any) -> Any:
             with self._tracked():
+                await self._workflow_started()  # its error if the workflow did not start
                 # Submitting a Parsl app only queues it; the result is awaited off-loop.
                 future = getattr(self._behaviour, name)(*args, **kwargs)
                 return await await_future(future)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from chiltepin.errors import AgentFailedError, ExchangeError
+from chiltepin.errors import AgentFailedError, ExchangeError, NoFreeWorkerError
 
-__all__ = ["AgentFailedError", "ExchangeError"]
+__all__ = ["AgentFailedError", "ExchangeError", "NoFreeWorkerError"]

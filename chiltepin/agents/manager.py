@@ -87,6 +87,8 @@ class ChiltepinManager(Manager):
         self._chiltepin_handles: dict[AgentId[Any], AgentHandle[Any]] = {}
         self._closers: list[Closer] = []
         self._labels: dict[AgentId[Any], str] = {}  # every agent launched here -> class name
+        self._placed: dict[AgentId[Any], str] = {}  # every agent launched here -> executor
+        self._launching = asyncio.Lock()
 
     def add_executor(self, name: str, executor: Executor) -> ChiltepinManager:
         super().add_executor(name, executor)
@@ -220,9 +222,40 @@ class ChiltepinManager(Manager):
         return agent.with_workflow(spec, args, kwargs)  # type: ignore[return-value]
 
     async def _launch_prepared(self, prepared: AgentT, **academy: Any) -> AgentHandle[AgentT]:
-        handle = await super().launch(prepared, **academy)
+        chosen = academy.get("executor") or self._chiltepin_default
+        async with self._launching:  # the check and the submission, one launch at a time
+            self._check_free_worker(type(prepared).__name__, chosen)
+            handle = await super().launch(prepared, **academy)
         self._labels[handle.agent_id] = type(prepared).__name__
+        self._placed[handle.agent_id] = chosen
         return handle  # type: ignore[return-value]
+
+    def _check_free_worker(self, label: str, executor: str) -> None:
+        """NoFreeWorkerError now, rather than an agent that waits unstarted and unseen, if
+        every worker of ``executor`` holds a running agent (or a task)."""
+        from chiltepin.agents._pool import AgentPoolExecutor
+
+        pool = self._chiltepin_executors.get(executor)
+        if not isinstance(pool, AgentPoolExecutor):
+            return
+        count = pool.workers()
+        if count is None:
+            return
+        running = self.running()
+        mine = sum(1 for a, e in self._placed.items() if e == executor and a in running)
+        busy = max(count.busy, mine)
+        if busy < count.total:
+            return
+        from chiltepin.errors import NoFreeWorkerError
+
+        raise NoFreeWorkerError(
+            f"cannot launch {label} on executor {executor!r}: all {count.total} of its "
+            f"workers are busy ({mine} with agents launched here; each running agent holds "
+            f"one worker for its whole life). Executor {count.sizing}. Give the executor more "
+            "workers (raise max_workers_per_node; a local pool starts at most "
+            "cores / cores_per_worker of them, so lower cores_per_worker; or raise "
+            "nodes_per_block or max_blocks), or shut an agent down first"
+        )
 
     def launch_batch(self) -> ChiltepinBatch:  # type: ignore[override]
         """Like Academy's ``launch_batch``; ``batch.queue`` takes ``launch``'s arguments."""

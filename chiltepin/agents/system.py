@@ -45,7 +45,8 @@ class AgentSystem:
     Each running agent holds one worker of its executor for its whole life: give the
     executor at least as many workers as agents (a local worker pool starts at most
     cores / ``cores_per_worker`` of them, so agent hosts want a small ``cores_per_worker``).
-    An agent launched beyond that waits, unstarted, for a worker to free up.
+    ``launch`` beyond that raises :class:`~chiltepin.errors.NoFreeWorkerError` at once,
+    naming the executor's sizing keys (no agent waits unseen for a worker).
     """
 
     def __init__(  # noqa: PLR0913
