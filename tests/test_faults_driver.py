@@ -95,9 +95,7 @@ def test_next_workflow_cleans_what_a_dead_driver_left(slurm, tmp_path):
         # stops the interchange or cancels the job but the next workflow here.
         interchanges = [e["pid"] for e in read_entries(run_dir) if e["kind"] == "interchange"]
         titles = {f"chiltepin-watchdog of pid {pid}" for pid in interchanges}
-        ours = [
-            p for p in psutil.process_iter(["cmdline"]) if any(t in _title(p) for t in titles)
-        ]
+        ours = [p for p in psutil.process_iter(["cmdline"]) if any(t in _title(p) for t in titles)]
         assert ours, f"no watchdog for interchanges {interchanges}"
         for proc in ours:
             proc.kill()
