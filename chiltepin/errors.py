@@ -146,3 +146,20 @@ class PullError(ChiltepinError):
     """Pulling an image failed (registry unreachable, image missing, runtime error)."""
 
     exit_code = 1
+
+
+class WorkerLostError(ChiltepinError, RuntimeError):
+    """A task's worker pool (or its node, or its scheduler job) was lost while it ran; the
+    message names the executor, node, job id and cause. ``__cause__``: Parsl's error."""
+
+    exit_code = 1
+
+
+class WalltimeExceeded(WorkerLostError):
+    """A task ran until its block's job reached the scheduler's time limit."""
+
+
+class Interrupted(SystemExit, KeyboardInterrupt):
+    """The driver got SIGINT or SIGTERM: the workflow was cleaned up, and the process
+    exits with ``code`` (130 or 143) and no traceback. Still a KeyboardInterrupt, so
+    ``except KeyboardInterrupt`` keeps working."""

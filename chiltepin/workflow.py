@@ -30,6 +30,9 @@ def unique_run_dir(base: str | Path = "runinfo") -> str:
     return str(Path(base).absolute() / f"{stamp}-{uuid.uuid4().hex[:8]}")
 
 
+#: Seconds a Workflow's cleanup waits for Parsl's before stopping what is left directly.
+CLEANUP_TIMEOUT = 30.0
+
 #: Started workflows' selected executor names, by DataFlowKernel (see task_executors).
 _SELECTED: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
 
@@ -50,7 +53,8 @@ def start_deferred(dfk: Any, names: Iterable[str]) -> None:
             return
         from chiltepin.config.executors import build_executor
 
-        dfk.add_executors([build_executor(n, reserve.pop(n)) for n in wanted])
+        run_dir = str(Path(dfk.run_dir).parent)  # Parsl's run_dir is <Workflow's>/NNN
+        dfk.add_executors([build_executor(n, reserve.pop(n), run_dir=run_dir) for n in wanted])
 
 
 #: Workflows this process is starting in the background (start_in_background), and the
@@ -120,7 +124,15 @@ class Workflow:
     ``local`` only), a :class:`~chiltepin.config.source.WorkflowSource`, or its
     already resolved :class:`~chiltepin.config.source.ResolvedResources`. Configuration
     is validated in the constructor, before anything starts. Cleanup always shuts down
-    executors, workers and scheduler jobs.
+    executors, workers and scheduler jobs, within :data:`CLEANUP_TIMEOUT` seconds.
+
+    Driver death: in the main thread, SIGTERM and SIGINT raise
+    :class:`~chiltepin.errors.Interrupted` (a KeyboardInterrupt; uncaught, the process
+    exits 143 or 130 without a traceback) so the ``with`` block cleans up. Interchanges run
+    in their own session (a terminal's Ctrl-C does not kill them first), watched on this
+    process's behalf: if it is killed, they are stopped and its jobs cancelled
+    (:mod:`chiltepin.watchdog`). ``start`` cleans what a killed predecessor in the same
+    run directory left.
 
     ``client`` (as in chiltepin 0.1.x) is a Globus Compute client for remote
     (``endpoint:``) resources: their executors use it instead of the stored login.
@@ -160,6 +172,10 @@ class Workflow:
         self.run_id = uuid.uuid4().hex[:12]
         self._containers: Any = None
         self._log_handler: _LogHandler | None = None
+        self._signals: _StopSignals | None = None
+        #: Seconds the DataFlowKernel's cleanup may take before its interchanges are
+        #: killed and its jobs cancelled directly.
+        self.cleanup_timeout = CLEANUP_TIMEOUT
 
     @property
     def executor_names(self) -> list[str]:
@@ -195,6 +211,9 @@ class Workflow:
         )
         _ensure_worker_scripts_on_path()
         Path(self.run_dir).mkdir(parents=True, exist_ok=True)
+        from chiltepin.watchdog import reap
+
+        reap(self.run_dir)  # what a killed predecessor in this run directory left
         resources = plan.prepare()
         selected = {n: r for n, r in resources.items() if n in self._executor_names}
         reserve = {n: r for n, r in resources.items() if n not in self._executor_names}
@@ -221,6 +240,7 @@ class Workflow:
             raise
         _SELECTED[self.dfk] = self.executor_names
         _DEFERRED[self.dfk] = reserve
+        self._signals = _StopSignals.install()
         parsl_logger = logging.getLogger("parsl")
         # Parsl logs to its own file (run_dir/.../parsl.log or log_file); keep its
         # debug flood out of the application's handlers.
@@ -240,23 +260,29 @@ class Workflow:
         """
         failures: list[BaseException] = []
         dfk = self.dfk
+        if self._signals is not None:
+            self._signals.cleaning = True
         if dfk is not None:
             try:
                 # A DataFlowKernel cleans up once: a retry after a failed cleanup goes on
                 # with the steps after it.
                 if not getattr(dfk, "cleanup_called", False):
-                    dfk.cleanup()
+                    _bounded_dfk_cleanup(dfk, self.cleanup_timeout)
             except Exception as exc:  # noqa: BLE001 - reported below, after every step
                 failures.append(exc)
             finally:
                 _forget_loaded(dfk)
-        for step in (self._cleanup_containers, self._remove_log_handler):
+        steps = (self._cancel_left_jobs, self._cleanup_containers, self._remove_log_handler)
+        for step in steps:
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - reported below, after every step
                 failures.append(exc)
         if not failures:
             self.dfk = None
+            if self._signals is not None:
+                self._signals, signals = None, self._signals
+                signals.uninstall()
             return
         summary = "; ".join(f"{type(e).__name__}: {e}" for e in failures)
         if suppress_exceptions:
@@ -268,6 +294,16 @@ class Workflow:
             f"workflow cleanup failed: {summary} (the DataFlowKernel is kept as "
             "workflow.dfk; call cleanup() again to retry)"
         ) from failures[0]
+
+    def _cancel_left_jobs(self) -> None:
+        """Cancel this process's jobs the ledger still lists (a cleanup that could not
+        reach its interchange, a block Parsl lost track of)."""
+        from chiltepin.watchdog import cancel_jobs, open_jobs, read_entries
+
+        jobs = open_jobs(read_entries(self.run_dir), owner=os.getpid())
+        if jobs:
+            ids = cancel_jobs(jobs)
+            logger.debug("cancelled jobs left after cleanup: %s", ids)
 
     def _cleanup_containers(self) -> None:
         """Remove containers (podman/docker) still labelled with this run."""
@@ -356,3 +392,88 @@ class _LogHandler:
         self.unregister()
         for handler in self.handlers:
             handler.close()  # Parsl's unregister leaves the file open
+
+
+class _StopSignals:
+    """SIGTERM and SIGINT while a workflow runs in the main thread (and nobody else
+    handles them): raise :class:`~chiltepin.errors.Interrupted` (exit status 143 or
+    130, no traceback), so the ``with`` block's cleanup runs. A second signal during
+    that cleanup exits at once; the interchange's watchdog then stops what is left."""
+
+    SIGNALS = ("SIGTERM", "SIGINT")
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+        self.cleaning = False
+
+    @classmethod
+    def install(cls) -> _StopSignals | None:
+        import signal
+
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        stops = cls()
+        for name in cls.SIGNALS:
+            sig = getattr(signal, name)
+            current = signal.getsignal(sig)
+            if current in (signal.SIG_DFL, signal.default_int_handler):
+                stops.previous[sig] = current
+                signal.signal(sig, stops._handle)
+        return stops if stops.previous else None
+
+    def uninstall(self) -> None:
+        import signal
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig, handler in self.previous.items():
+            if signal.getsignal(sig) == self._handle:
+                signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        import signal
+
+        from chiltepin.errors import Interrupted
+
+        name = signal.Signals(signum).name
+        if self.cleaning:
+            logger.warning("%s during cleanup: exiting now", name)
+            os._exit(128 + signum)
+        self.cleaning = True
+        logger.warning("%s: cleaning up the workflow", name)
+        raise Interrupted(128 + signum)
+
+
+def _bounded_dfk_cleanup(dfk: Any, timeout: float) -> None:
+    """``dfk.cleanup()``, given at most ``timeout`` seconds. Parsl waits without a limit
+    for an interchange that stopped answering: executors whose interchange died are
+    failed first (Parsl then skips them), and after the timeout interchanges are killed
+    (their jobs are cancelled from the ledger by the caller)."""
+    for executor in dfk.executors.values():
+        proc = getattr(executor, "interchange_proc", None)
+        if proc is not None and proc.poll() is not None and not executor.bad_state_is_set:
+            executor.set_bad_state_and_fail_all(
+                ServiceError(f"executor '{executor.label}': its interchange exited")
+            )
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            dfk.cleanup()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, name="chiltepin-cleanup", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        for executor in dfk.executors.values():
+            proc = getattr(executor, "interchange_proc", None)
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+        raise ServiceError(
+            f"Parsl's cleanup did not finish within {timeout:.0f} s: its interchanges "
+            "were killed and its jobs cancelled"
+        )
+    if errors:
+        raise errors[0]

@@ -57,7 +57,7 @@ def exit_table(text: str) -> dict[int, str]:
 
 def test_exit_statuses_are_one_table_in_readme_and_help():
     readme = exit_table(README)
-    assert sorted(readme) == [0, 1, 2, 130]
+    assert sorted(readme) == [0, 1, 2, 130, 143]
     help_text = run("--help").stdout
     assert EXIT_STATUS.splitlines()[0] in help_text
     in_help = {int(m[1]) for m in re.finditer(r"^  (\d+) {2,}\S", help_text, re.M)}

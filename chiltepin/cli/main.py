@@ -22,7 +22,8 @@ EXIT_STATUS = """exit status:
   1    failed while running (a task, action, service, pull or Globus call failed)
   2    bad input or usage: arguments, resource configs, site profiles, service files
        (one line on stderr naming the file, entry and key)
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C, SIGINT); a running workflow was cleaned up first
+  143  stopped by SIGTERM; a running workflow was cleaned up first
 
 -v/-q go before the command: chiltepin -q image pull. Shell completion: pip install
 'chiltepin[completion]', then eval "$(register-python-argcomplete chiltepin)"."""
@@ -100,9 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into e.g. `head`: stop quietly, like other command-line tools.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # chiltepin.errors.Interrupted carries 130 or 143
         print("chiltepin: interrupted", file=sys.stderr)
-        return 130
+        code = getattr(exc, "code", None)
+        return code if isinstance(code, int) else 130
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

@@ -11,38 +11,59 @@ from chiltepin.config.schema import AnyResource, RemoteResource
 
 
 def build_executor(
-    name: str, res: AnyResource, *, worker_prefix: str | None = None, client: Any = None
+    name: str,
+    res: AnyResource,
+    *,
+    worker_prefix: str | None = None,
+    client: Any = None,
+    run_dir: str | None = None,
 ) -> ParslExecutor:
     """Build the Parsl executor labelled ``name``.
 
     ``worker_prefix`` is a command (e.g. a container runtime invocation) that the
     worker pool command is appended to, so that workers start inside it. ``client`` is a
     ``globus_compute_sdk.Client`` for endpoint resources (default: one from the login).
+    ``run_dir``: the workflow's run directory; its ledger records the executor's jobs and
+    interchange, which a watchdog stops if this process dies (:mod:`chiltepin.watchdog`).
     """
     if isinstance(res, RemoteResource):
         return _globus_compute(name, res, client)
     from parsl.executors import HighThroughputExecutor, MPIExecutor
 
+    from chiltepin.config.blocks import BlockWatch
     from chiltepin.containers.wiring import worker_launch_cmd
+    from chiltepin.watchdog import Ledger, launch_command
 
-    launch_cmd = worker_launch_cmd(worker_prefix)
     provider = build_provider(res)
+    if hasattr(provider, "chiltepin_ledger"):
+        provider.chiltepin_ledger = Ledger(run_dir) if run_dir else None
+        provider.chiltepin_executor = name
+        provider.chiltepin_status_period = res.heartbeat_threshold
+    common: dict[str, Any] = {
+        "label": name,
+        "provider": provider,
+        "launch_cmd": worker_launch_cmd(worker_prefix),
+        "heartbeat_period": res.heartbeat_period,
+        "heartbeat_threshold": res.heartbeat_threshold,
+        "block_error_handler": BlockWatch(res),
+    }
     if res.mpi:
-        return MPIExecutor(
-            label=name,
-            provider=provider,
-            max_workers_per_block=res.max_mpi_apps,
-            mpi_launcher=res.launcher_for_mpi,
-            launch_cmd=launch_cmd,
+        executor: Any = MPIExecutor(
+            max_workers_per_block=res.max_mpi_apps, mpi_launcher=res.launcher_for_mpi, **common
         )
-    return HighThroughputExecutor(
-        label=name,
-        provider=provider,
-        cores_per_worker=res.cores_per_worker,
-        max_workers_per_node=res.max_workers_per_node,
-        launch_cmd=launch_cmd,
-        **res.scheduler.executor_options(),
-    )
+    else:
+        executor = HighThroughputExecutor(
+            cores_per_worker=res.cores_per_worker,
+            max_workers_per_node=res.max_workers_per_node,
+            **common,
+            **res.scheduler.executor_options(),
+        )
+    if run_dir:
+        # Set after construction: MPIExecutor's signature types this argument as a str
+        # (HTEX's as a sequence, which is what Popen gets) and its type checker refuses
+        # the sequence.
+        executor.interchange_launch_cmd = launch_command(run_dir)
+    return executor
 
 
 def _globus_compute(name: str, res: RemoteResource, client: Any = None) -> ParslExecutor:

@@ -7,6 +7,7 @@ from typing import Any
 
 from parsl.config import Config
 
+from chiltepin.config.blocks import retry_handler
 from chiltepin.config.executors import build_executor
 from chiltepin.config.schema import AnyResource, Resource
 
@@ -26,12 +27,15 @@ def build_parsl_config(
     executors = []
     for name, res in resources.items():
         prefix = worker_prefix(name, res) if worker_prefix and isinstance(res, Resource) else None
-        executors.append(build_executor(name, res, worker_prefix=prefix, client=client))
+        executors.append(
+            build_executor(name, res, worker_prefix=prefix, client=client, run_dir=run_dir)
+        )
     retries = max((r.retries for r in resources.values() if isinstance(r, Resource)), default=0)
     return Config(
         executors=executors,
         run_dir=run_dir,
         retries=retries,
+        retry_handler=retry_handler,
         strategy_period=1,
         usage_tracking=0,
         initialize_logging=True,

@@ -232,6 +232,15 @@ class Resource(_Strict):
     gpus_per_node: PositiveInt | None = None
     scheduler_options: str | None = None
     retries: NonNegativeInt = 0
+    heartbeat_period: PositiveInt = Field(
+        default=10, description="Seconds between a worker pool's heartbeats"
+    )
+    heartbeat_threshold: PositiveInt = Field(
+        default=30,
+        description="Seconds without a heartbeat after which a worker pool (or, seen from "
+        "the pool, the workflow) counts as lost: its tasks fail (or retry) and its job is "
+        "cancelled and replaced",
+    )
     container: ContainerSettings | None = None
 
     @model_validator(mode="before")
@@ -270,6 +279,12 @@ class Resource(_Strict):
             raise _KeyProblem("min_blocks", "min_blocks is larger than max_blocks", None)
         if self.init_blocks > self.max_blocks:
             raise _KeyProblem("init_blocks", "init_blocks is larger than max_blocks", None)
+        if self.heartbeat_threshold <= self.heartbeat_period:
+            raise _KeyProblem(
+                "heartbeat_threshold",
+                "heartbeat_threshold must be larger than heartbeat_period",
+                "a few periods, e.g. heartbeat_period: 10, heartbeat_threshold: 30",
+            )
         return self
 
     @property

@@ -42,14 +42,18 @@ def checked_runtime(resource: Any, where: Where) -> ContainerRuntime:
     return runtime
 
 
-def worker_launch_cmd(prefix: str | None) -> str | None:
+def worker_launch_cmd(prefix: str | None) -> str:
     """An executor's whole ``launch_cmd``: ``prefix`` (a quoted shell string), then Parsl's
-    worker pool command; None (Parsl's default) without a prefix. Braces in the prefix
-    are escaped for the two ``str.format`` passes Parsl applies to ``launch_cmd``."""
-    if not prefix:
-        return None
+    worker pool command. Braces in the prefix are escaped for the two ``str.format``
+    passes Parsl applies to ``launch_cmd``. A pool on the host runs under
+    :func:`chiltepin.watchdog.guard`, so nothing it starts outlives it (a container's
+    init does that job inside the container)."""
     from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 
+    from chiltepin.watchdog import pool_command
+
+    if not prefix:
+        return pool_command(DEFAULT_LAUNCH_CMD)
     return prefix.replace("{", "{{{{").replace("}", "}}}}") + " " + DEFAULT_LAUNCH_CMD
 
 

@@ -85,8 +85,11 @@ class Scheduler(ABC):
     def build_provider(self, res: Resource) -> ExecutionProvider:
         import parsl.providers
 
+        from chiltepin.schedulers._parsl_providers import TRACKED
+
         kwargs = {s.key: s.value for s in self.settings(res) if s.value is not None}
-        cls = getattr(parsl.providers, self.provider_class)
+        # Batch jobs are recorded in the run's ledger (chiltepin.watchdog) and polled often.
+        cls = TRACKED.get(self.provider_class) or getattr(parsl.providers, self.provider_class)
         return cls(
             **kwargs,
             init_blocks=res.init_blocks,

@@ -1,0 +1,194 @@
+"""Lost blocks: found within a heartbeat threshold, cancelled, replaced, and explained.
+
+Two public Parsl hooks do this:
+
+* :class:`BlockWatch` is each executor's ``block_error_handler`` (called after every
+  status poll). It fails the executor's tasks at once if its interchange died; it cancels
+  a running job whose worker pool (or one of its nodes' pools) stopped answering, so the
+  scaling strategy replaces it while work remains; then it applies Parsl's own rule
+  (every block failed: the executor fails).
+* :func:`retry_handler` (the Config's): a task lost with its worker counts as one
+  failure against ``retries``; once they are used up it fails with a
+  :class:`~chiltepin.errors.WorkerLostError` (or
+  :class:`~chiltepin.errors.WalltimeExceeded`) naming node, job id and cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from chiltepin.errors import ServiceError, WalltimeExceeded, WorkerLostError
+
+logger = logging.getLogger(__name__)
+
+#: What Slurm's step daemon writes to a job's stderr when it ends a job, and the cause.
+_SLURM_ENDINGS = (
+    ("DUE TO TIME LIMIT", "walltime"),
+    ("DUE TO NODE FAILURE", "node failure"),
+    ("DUE TO PREEMPTION", "preemption"),
+    ("CANCELLED AT", "cancelled"),
+)
+_PBS_ENDINGS = (("walltime", "walltime"),)
+
+
+class BlockWatch:
+    """An executor's ``block_error_handler`` (see the module docstring)."""
+
+    def __init__(self, res: Any) -> None:
+        self.walltime: str = res.walltime
+        self.heartbeat_threshold: int = res.heartbeat_threshold
+        self.grace: float = float(res.heartbeat_period)
+        #: manager id -> block id, for every manager seen.
+        self.managers: dict[str, str] = {}
+        #: block id -> the most managers seen connected at once.
+        self.peak: dict[str, int] = {}
+        self.short_since: dict[str, float] = {}
+        #: block id -> why this watch cancelled it.
+        self.cancelled: dict[str, str] = {}
+        #: block id -> the node names of its job.
+        self.nodes: dict[str, str] = {}
+
+    def __call__(self, executor: Any, status: dict[str, Any]) -> None:
+        from parsl.jobs.error_handlers import simple_error_handler
+
+        if self._interchange_died(executor):
+            return
+        try:
+            self._check_managers(executor, status)
+        except Exception:  # noqa: BLE001 - never break Parsl's poller
+            logger.debug("checking the worker pools of %s failed", executor.label, exc_info=True)
+        simple_error_handler(executor, status)
+
+    def _interchange_died(self, executor: Any) -> bool:
+        proc = getattr(executor, "interchange_proc", None)
+        if proc is None or proc.poll() is None:
+            return False
+        if not executor.bad_state_is_set:
+            error = ServiceError(
+                f"executor '{executor.label}': its interchange (pid {proc.pid}) exited with "
+                f"status {proc.returncode}; its tasks cannot finish (hint: the run "
+                "directory's interchange.log says why)"
+            )
+            logger.error("%s", error)
+            executor.set_bad_state_and_fail_all(error)
+        return True
+
+    def _check_managers(self, executor: Any, status: dict[str, Any]) -> None:
+        from parsl.jobs.states import JobState
+
+        now = time.monotonic()
+        connected: dict[str, int] = {}
+        for manager in executor.connected_managers():
+            block = str(manager["block_id"])
+            self.managers[manager["manager"]] = block
+            if manager.get("active", True):
+                connected[block] = connected.get(block, 0) + 1
+        for block, count in connected.items():
+            if count > self.peak.get(block, 0):
+                self.peak[block] = count
+                self._remember_nodes(executor, block)
+        for block, job in status.items():
+            peak = self.peak.get(block, 0)
+            if job.state != JobState.RUNNING or block in self.cancelled or not peak:
+                self.short_since.pop(block, None)
+                continue
+            if connected.get(block, 0) >= peak:
+                self.short_since.pop(block, None)
+                continue
+            since = self.short_since.setdefault(block, now)
+            if now - since >= self.grace:
+                self._cancel(executor, block, peak - connected.get(block, 0))
+
+    def _cancel(self, executor: Any, block: str, lost: int) -> None:
+        job_id = executor.blocks_to_job_id.get(block)
+        reason = (
+            f"{lost} worker pool(s) of block {block} stopped answering "
+            f"(no heartbeat for {self.heartbeat_threshold} s)"
+        )
+        self.cancelled[block] = reason
+        logger.warning(
+            "executor '%s': %s; cancelling job %s (nodes %s) so a new block replaces it",
+            executor.label,
+            reason,
+            job_id,
+            self.nodes.get(block, "?"),
+        )
+        if job_id is not None:
+            executor.provider.cancel([job_id])
+
+    def _remember_nodes(self, executor: Any, block: str) -> None:
+        job_id = executor.blocks_to_job_id.get(block)
+        ask = getattr(executor.provider, "job_nodes", None)
+        if job_id is not None and ask is not None:
+            nodes = ask(job_id)
+            if nodes:
+                self.nodes[block] = nodes
+
+    # ------------------------------------------------------------------ explaining
+
+    def explain(self, executor: Any, error: BaseException) -> WorkerLostError:
+        """The error a task lost with its worker fails with (naming node, job, cause)."""
+        manager = getattr(error, "manager_id", None)
+        if isinstance(manager, bytes):
+            manager = manager.decode(errors="replace")
+        block = self.managers.get(manager) if manager else None
+        host = getattr(error, "hostname", None) or "?"
+        job_id = executor.blocks_to_job_id.get(block) if block is not None else None
+        cause = _ending(executor.provider, job_id) if job_id is not None else None
+        if cause is None and block in self.cancelled:
+            cause = self.cancelled[block]
+        where = f"executor '{executor.label}'"
+        if block is not None:
+            where += f", block {block}"
+        if job_id is not None:
+            where += f" (job {job_id}"
+            node = self.nodes.get(block or "")
+            where += f" on {node})" if node else ")"
+        where += f", host {host}"
+        if cause == "walltime":
+            return WalltimeExceeded(
+                f"task killed at its block's walltime ({self.walltime}): {where}; "
+                f"raise 'walltime' of executor '{executor.label}' (site profile or resource "
+                "config), or split the task"
+            )
+        cause = cause or (
+            f"its worker pool stopped answering (no heartbeat for {self.heartbeat_threshold} s)"
+        )
+        return WorkerLostError(f"task lost with its worker: {where}: {cause}")
+
+
+def _ending(provider: Any, job_id: str) -> str | None:
+    """Why the scheduler ended ``job_id``, from what it wrote to the job's stderr (kept
+    however soon the scheduler forgets the job)."""
+    record = getattr(provider, "resources", {}).get(job_id) or {}
+    path = record.get("job_stderr_path")
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text(errors="replace")[-20000:]
+    except OSError:
+        return None
+    for marker, cause in (*_SLURM_ENDINGS, *_PBS_ENDINGS):
+        if marker in text:
+            return cause
+    return None
+
+
+def retry_handler(error: BaseException, task_record: Any) -> float:
+    """The Config's ``retry_handler``: every failure costs one retry; a task lost with its
+    worker, out of retries, fails with an error that says where and why."""
+    from parsl.executors.high_throughput.errors import ManagerLost, WorkerLost
+
+    if not isinstance(error, (ManagerLost, WorkerLost)):
+        return 1.0
+    dfk = task_record["dfk"]
+    if task_record["fail_cost"] + 1 <= dfk.config.retries:
+        return 1.0
+    executor = dfk.executors.get(task_record["executor"])
+    watch = getattr(executor, "block_error_handler", None)
+    if isinstance(watch, BlockWatch):
+        raise watch.explain(executor, error) from error
+    raise WorkerLostError(f"task lost with its worker: {error}") from error

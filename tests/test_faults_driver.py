@@ -1,0 +1,116 @@
+"""Driver death on the real Slurm cluster: SIGTERM, Ctrl-C to the process group and
+SIGKILL of a process running a Workflow, and a dead predecessor's leftovers.
+
+Each test checks what the user sees (exit status, no traceback), prints the time until
+everything is gone, and (fixtures) that no job, interchange or worker is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+from helpers import faults
+from helpers.processes import processes_under, wait_until_gone
+
+from chiltepin.watchdog import read_entries
+
+
+def _config(**keys):
+    return {"compute": faults.slurm_resource(**keys)}
+
+
+def _title(proc) -> str:
+    return " ".join(proc.info["cmdline"] or [])
+
+
+def _gone(run_dir, timeout=60.0) -> tuple[float, list[str], float | None]:
+    """Seconds until no Parsl process of ``run_dir`` is left, what is left, and the
+    seconds until the queue is empty."""
+    start = time.monotonic()
+    left = wait_until_gone(processes_under, run_dir, timeout=timeout)
+    processes = time.monotonic() - start
+    return processes, left, faults.wait_no_jobs(timeout)
+
+
+@pytest.mark.parametrize(
+    ("how", "code"), [("sigterm", 128 + signal.SIGTERM), ("ctrl-c", 128 + signal.SIGINT)]
+)
+def test_signal_runs_cleanup_and_exits_cleanly(slurm, tmp_path, how, code):
+    run_dir = tmp_path / "run"
+    driver = faults.start_driver(_config(), run_dir, "hold", start_new_session=True)
+    try:
+        faults.wait_ready(driver)
+        start = time.monotonic()
+        if how == "sigterm":
+            driver.send_signal(signal.SIGTERM)
+        else:  # a terminal's Ctrl-C: SIGINT to the whole foreground process group
+            os.killpg(driver.pid, signal.SIGINT)
+        _, err = driver.communicate(timeout=60)
+        exited = time.monotonic() - start
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    processes, left, queue = _gone(run_dir)
+    print(f"\n{how}: driver exited after {exited:.1f} s, processes gone +{processes:.1f} s")
+    assert driver.returncode == code, err
+    assert "Traceback" not in err, err
+    assert not left, left
+    assert queue is not None, faults.jobs()
+
+
+def test_sigkill_watchdog_stops_interchange_and_cancels_jobs(slurm, tmp_path):
+    run_dir = tmp_path / "run"
+    driver = faults.start_driver(_config(), run_dir, "hold")
+    try:
+        info = faults.wait_ready(driver)
+        assert info["job"] in faults.jobs()
+        driver.kill()
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    processes, left, queue = _gone(run_dir)
+    print(
+        f"\nSIGKILL: interchange and workers gone after {processes:.1f} s, "
+        f"job {info['job']} cancelled after {queue} s"
+    )
+    assert not left, left
+    assert queue is not None, f"jobs left after the driver was killed: {faults.jobs()}"
+    log = (run_dir / "chiltepin-watchdog.log").read_text()
+    assert f"cancelled jobs {info['job']}" in log, log
+
+
+def test_next_workflow_cleans_what_a_dead_driver_left(slurm, tmp_path):
+    from chiltepin import Workflow
+
+    run_dir = tmp_path / "run"
+    driver = faults.start_driver(_config(), run_dir, "hold")
+    try:
+        info = faults.wait_ready(driver)
+        # The watchdog dies with the driver (a login node's OOM killer, say): nothing
+        # stops the interchange or cancels the job but the next workflow here.
+        interchanges = [e["pid"] for e in read_entries(run_dir) if e["kind"] == "interchange"]
+        titles = {f"chiltepin-watchdog of pid {pid}" for pid in interchanges}
+        ours = [p for p in psutil.process_iter(["cmdline"]) if any(t in _title(p) for t in titles)]
+        assert ours, f"no watchdog for interchanges {interchanges}"
+        for proc in ours:
+            proc.kill()
+        driver.kill()
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    time.sleep(2)
+    assert processes_under(run_dir), "the interchange should still run (no watchdog)"
+    assert info["job"] in faults.jobs()
+    start = time.monotonic()
+    with Workflow(_config(), run_dir=run_dir):
+        reaped = time.monotonic() - start
+    processes, left, queue = _gone(run_dir)
+    print(f"\nnext Workflow cleaned the dead driver's interchange and job in {reaped:.1f} s")
+    assert not left, left
+    assert queue is not None, faults.jobs()
