@@ -138,6 +138,8 @@ class BlockWatch:
         host = getattr(error, "hostname", None) or "?"
         job_id = executor.blocks_to_job_id.get(block) if block is not None else None
         cause = _ending(executor.provider, job_id) if job_id is not None else None
+        if block is None:  # a worker lost inside its pool: which block ended, and why?
+            block, job_id, cause = _latest_ending(executor)
         if cause is None and block in self.cancelled:
             cause = self.cancelled[block]
         where = f"executor '{executor.label}'"
@@ -175,6 +177,15 @@ def _ending(provider: Any, job_id: str) -> str | None:
         if marker in text:
             return cause
     return None
+
+
+def _latest_ending(executor: Any) -> tuple[str | None, str | None, str | None]:
+    """The newest of ``executor``'s blocks whose job the scheduler ended, with why."""
+    for block, job_id in sorted(executor.blocks_to_job_id.items(), key=lambda item: -int(item[0])):
+        cause = _ending(executor.provider, job_id)
+        if cause is not None:
+            return block, job_id, cause
+    return None, None, None
 
 
 def retry_handler(error: BaseException, task_record: Any) -> float:
