@@ -34,6 +34,7 @@ def build_executor(
             max_workers_per_block=res.max_mpi_apps,
             mpi_launcher=res.launcher_for_mpi,
             launch_cmd=launch_cmd,
+            encrypted=res.encrypted,
         )
     return HighThroughputExecutor(
         label=name,
@@ -41,6 +42,7 @@ def build_executor(
         cores_per_worker=res.cores_per_worker,
         max_workers_per_node=res.max_workers_per_node,
         launch_cmd=launch_cmd,
+        encrypted=res.encrypted,
         **res.scheduler.executor_options(),
     )
 

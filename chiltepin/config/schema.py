@@ -243,6 +243,11 @@ class Resource(_Strict):
     gpus_per_node: PositiveInt | None = None
     scheduler_options: str | None = None
     retries: NonNegativeInt = 0
+    encrypted: bool = Field(
+        default=True,
+        description="Encrypt the interchange's traffic with workers (Parsl's CurveZMQ); "
+        "false turns it off",
+    )
     container: ContainerSettings | None = None
 
     @model_validator(mode="before")
