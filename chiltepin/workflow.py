@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from chiltepin._files import run_dir_umask
 from chiltepin.config import ConfigSource
 from chiltepin.config.resources import selected_names
 from chiltepin.config.source import ResolvedResources, WorkflowSource
@@ -210,34 +211,35 @@ class Workflow:
             origins=self.resolved.origins,
         )
         _ensure_worker_scripts_on_path()
-        Path(self.run_dir).mkdir(parents=True, exist_ok=True)
-        from chiltepin.watchdog import reap
+        with run_dir_umask(self.resolved.run_dirs):
+            Path(self.run_dir).mkdir(parents=True, exist_ok=True)
+            from chiltepin.watchdog import reap
 
-        reap(self.run_dir)  # what a killed predecessor in this run directory left
-        resources = plan.prepare()
-        selected = {n: r for n, r in resources.items() if n in self._executor_names}
-        reserve = {n: r for n, r in resources.items() if n not in self._executor_names}
-        config = build_parsl_config(
-            selected, run_dir=self.run_dir, worker_prefix=plan.worker_prefix, client=self.client
-        )
-        if self.log_file:
-            self._log_handler = _LogHandler.add(self.log_file, self.log_level or logging.DEBUG)
-        self._containers = plan if plan else None
-        try:
-            self.dfk = parsl.load(config)
-        except parsl.errors.ConfigurationError as exc:
-            self._remove_log_handler()
-            if "already" in str(exc):
-                raise ConfigError(
-                    "another Workflow is already running in this process",
-                    hint="clean it up first, or run this one in its own process",
-                ) from None
-            raise
-        except BaseException:
-            _shutdown_started(config)
-            self._cleanup_containers()
-            self._remove_log_handler()
-            raise
+            reap(self.run_dir)  # what a killed predecessor in this run directory left
+            resources = plan.prepare()
+            selected = {n: r for n, r in resources.items() if n in self._executor_names}
+            reserve = {n: r for n, r in resources.items() if n not in self._executor_names}
+            config = build_parsl_config(
+                selected, run_dir=self.run_dir, worker_prefix=plan.worker_prefix, client=self.client
+            )
+            if self.log_file:
+                self._log_handler = _LogHandler.add(self.log_file, self.log_level or logging.DEBUG)
+            self._containers = plan if plan else None
+            try:
+                self.dfk = parsl.load(config)
+            except parsl.errors.ConfigurationError as exc:
+                self._remove_log_handler()
+                if "already" in str(exc):
+                    raise ConfigError(
+                        "another Workflow is already running in this process",
+                        hint="clean it up first, or run this one in its own process",
+                    ) from None
+                raise
+            except BaseException:
+                _shutdown_started(config)
+                self._cleanup_containers()
+                self._remove_log_handler()
+                raise
         _SELECTED[self.dfk] = self.executor_names
         _DEFERRED[self.dfk] = reserve
         self._signals = _StopSignals.install()

@@ -61,6 +61,24 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def other_user() -> str:
+    """A second, unprivileged Unix user (helpers.users), created once and left in place."""
+    from helpers.users import ensure_other_user
+
+    return ensure_other_user()
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory every user can enter, as a cluster's shared file system is: what is
+    private in it is private by its own permissions, not by this test's tmp_path (0700)."""
+    path = Path(tempfile.mkdtemp(prefix="chiltepin-shared-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def slurm_cluster():
     """The project's loopback Slurm cluster (tests/infra/slurm.sh), started once."""
     sys.path.insert(0, str(TESTS / "infra"))

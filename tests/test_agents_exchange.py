@@ -70,11 +70,11 @@ def test_bad_settings_are_config_errors():
 
 
 def test_factory_for_each_kind():
-    made = build_factory(ExchangeSettings(kind="http", url="http://exchange.example:8700"))
+    made = build_factory(ExchangeSettings(kind="http", url="http://127.0.0.1:8700"))
     assert isinstance(made, HttpExchangeFactory)
-    assert made._info.url == "http://exchange.example:8700"
+    assert made._info.url == "http://127.0.0.1:8700"
 
-    made = build_factory(ExchangeSettings(kind="redis", host="10.0.0.5"))
+    made = build_factory(ExchangeSettings(kind="redis", host="10.0.0.5", insecure=True))
     assert isinstance(made, RedisExchangeFactory)
     assert (made.redis_info.hostname, made.redis_info.port) == ("10.0.0.5", 6379)
     assert made.redis_info.kwargs == {"socket_timeout": None}  # Academy's receive blocks
@@ -174,7 +174,7 @@ async def test_open_exchange():
     assert P.exchange_servers() == []
     given = LocalExchangeFactory()
     assert await open_exchange(given) == (given, None)
-    factory, close = await open_exchange({"kind": "http", "url": "http://exchange.example:1"})
+    factory, close = await open_exchange({"kind": "http", "url": "http://localhost:1"})
     assert isinstance(factory, HttpExchangeFactory) and close is None
 
 

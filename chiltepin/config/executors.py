@@ -46,6 +46,7 @@ def build_executor(
         "heartbeat_period": res.heartbeat_period,
         "heartbeat_threshold": res.heartbeat_threshold,
         "block_error_handler": BlockWatch(res),
+        "encrypted": res.encrypted,
     }
     if res.mpi:
         executor: Any = MPIExecutor(

@@ -156,6 +156,12 @@ class ExchangeSettings(_Strict):
     AgentSystem, bound to ``host`` (default loopback) on ``port`` (0: any free port);
     ``http``: a self-hosted exchange at ``url``; ``redis``: a Redis server at
     ``host``:``port``; ``hosted``: Academy's public exchange (Globus login).
+
+    Beyond loopback an exchange must authenticate its clients: the embedded one makes a
+    bearer token and a self-signed TLS certificate by itself; ``http`` takes
+    ``token_file`` (a 0600 file holding the bearer token) and ``ca_file`` (the PEM
+    certificate to trust for ``https``); ``redis`` takes ``password_file``, ``tls`` and
+    ``ca_file``. ``insecure: true`` accepts an unauthenticated exchange (one warning).
     """
 
     # Each kind is a class in chiltepin.agents.exchange: it says which keys it takes and
@@ -164,6 +170,11 @@ class ExchangeSettings(_Strict):
     url: _UrlText | None = None
     host: _HostText = "127.0.0.1"
     port: _PortNumber | None = None
+    token_file: str | None = Field(default=None, min_length=1)
+    password_file: str | None = Field(default=None, min_length=1)
+    ca_file: str | None = Field(default=None, min_length=1)
+    tls: bool = False
+    insecure: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> ExchangeSettings:
@@ -240,6 +251,11 @@ class Resource(_Strict):
         description="Seconds without a heartbeat after which a worker pool (or, seen from "
         "the pool, the workflow) counts as lost: its tasks fail (or retry) and its job is "
         "cancelled and replaced",
+    )
+    encrypted: bool = Field(
+        default=True,
+        description="Encrypt the interchange's traffic with workers (Parsl's CurveZMQ); "
+        "false turns it off",
     )
     container: ContainerSettings | None = None
 

@@ -118,7 +118,9 @@ class WorkflowSource:
             name: Where.of(site.name, name, resolved[name][1] if name in resolved else {})
             for name in resources
         }
-        return ResolvedResources(self, resources, origins, exchange=site.exchange)
+        return ResolvedResources(
+            self, resources, origins, exchange=site.exchange, run_dirs=site.profile.run_dirs
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +133,8 @@ class ResolvedResources:
     origins: dict[str, Where]
     #: The site profile's exchange settings (None for a resource configuration).
     exchange: ExchangeSettings | None = None
+    #: Who may read the run directory: "private" (0700/0600) or "group" (0750/0640).
+    run_dirs: str = "private"
 
     @property
     def site(self) -> str | None:

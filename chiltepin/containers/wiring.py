@@ -200,4 +200,6 @@ class ContainerPlan:
 def _write_script(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    path.chmod(0o755)
+    from chiltepin._files import current_umask
+
+    path.chmod(0o755 & ~current_umask())  # the run directory's umask: private by default

@@ -86,6 +86,11 @@ class SiteProfile(BaseModel):
     defaults: SiteDefaults = Field(default_factory=SiteDefaults)  # type: ignore[valid-type]
     container: ContainerSettings | None = None
     exchange: ExchangeSettings | None = None
+    run_dirs: Literal["private", "group"] = Field(
+        default="private",
+        description="Who may read run directories, logs and scripts: private (the user "
+        "only: 0700 directories, 0600 files) or group (also the user's group: 0750/0640)",
+    )
     endpoint: EndpointSettings | None = Field(
         default=None, description="Globus Compute endpoints made from this profile"
     )

@@ -28,6 +28,28 @@ def require(available: bool, what: str) -> None:
     pytest.skip(f"{what} not available")
 
 
+def login_address() -> str:
+    """An address of this host beyond loopback, where tests bind exchanges that other
+    hosts (and other users) could reach: ``CHILTEPIN_TEST_ADDRESS`` if set (e.g. the
+    multi-host cluster's bridge address), else this host's first non-loopback IPv4."""
+    given = os.environ.get("CHILTEPIN_TEST_ADDRESS")
+    if given:
+        return given
+    import ipaddress
+    import socket
+
+    import psutil
+
+    for entries in psutil.net_if_addrs().values():
+        for entry in entries:
+            if (
+                entry.family == socket.AF_INET
+                and not ipaddress.ip_address(entry.address).is_loopback
+            ):
+                return entry.address
+    pytest.fail("this host has no address beyond loopback (set CHILTEPIN_TEST_ADDRESS)")
+
+
 def labelled_containers() -> list[str]:
     """Containers (any state) in the current podman store that a Workflow started."""
     out = subprocess.run(

@@ -128,6 +128,7 @@ def build_factory(settings: ExchangeSettings, url: str | None = None) -> Any:
     exchange listens). The one place factories are made; the hosted one logs in with
     Globus, so build it only when it is needed."""
     kind = get_kind(settings.kind)
+    kind.check_access(settings)
     args, kwargs = kind.factory_arguments(settings, url)
     return kind.factory_class()(*args, **kwargs)
 
@@ -142,7 +143,7 @@ async def open_exchange(value: ExchangeLike | None) -> tuple[Any, Closer | None]
         return await asyncio.to_thread(build_factory, settings), None
     await server.astart()
     try:
-        factory = build_factory(settings, server.url)
+        factory = build_factory(server.client_settings())
     except BaseException:
         await server.astop()
         raise

@@ -68,9 +68,14 @@ class ExchangeKind:
         """The label in ``chiltepin agent list``."""
         return self.label(settings, url)
 
-    def server(self, settings: Any) -> Any:
-        """A local server this kind runs for its owner (``start()``/``stop()``, ``url``),
-        or None when the exchange runs elsewhere."""
+    def check_access(self, settings: Any) -> None:
+        """Before a factory is built: ConfigError if the exchange is reachable beyond
+        loopback without authentication (unless ``insecure: true``, then one warning)."""
+
+    def server(self, settings: Any, directory: Any = None) -> Any:
+        """A local server this kind runs for its owner (``start()``/``stop()``, ``url``,
+        ``client_settings()``), keeping its credentials in ``directory`` (a private
+        temporary one if None), or None when the exchange runs elsewhere."""
         return None
 
     def service_refusal(self) -> tuple[str, str] | None:

@@ -10,13 +10,22 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import SplitResult
+from urllib.parse import SplitResult, urlsplit
 
 from chiltepin.agents.exchange.base import (
     ExchangeKind,
     check_host,
     check_port,
     check_url,
+    mask_url,
+)
+from chiltepin.agents.exchange.secure import (
+    bearer_headers,
+    context_for,
+    is_loopback,
+    read_secret,
+    refuse_unauthenticated,
+    warn_insecure,
 )
 from chiltepin.config.schema import _KeyProblem
 
@@ -36,8 +45,11 @@ class _AcademyHttp(ExchangeKind):
 
 
 class EmbeddedKind(_AcademyHttp):
+    """Beyond loopback its server makes a bearer token and a self-signed certificate
+    (unless ``insecure: true``); clients get both from :meth:`EmbeddedExchange.client_settings`."""
+
     name = "embedded"
-    keys = frozenset({"host", "port"})
+    keys = frozenset({"host", "port", "insecure"})
     owned = True
 
     def check(self, settings: Any) -> None:
@@ -55,10 +67,15 @@ class EmbeddedKind(_AcademyHttp):
         label = self.label(settings, url)
         return f"{label} (embedded)" if url else label
 
-    def server(self, settings: Any) -> Any:
+    def server(self, settings: Any, directory: Any = None) -> Any:
         from chiltepin.agents.exchange.server import EmbeddedExchange
 
-        return EmbeddedExchange(host=settings.host, port=settings.port or 0)
+        return EmbeddedExchange(
+            host=settings.host,
+            port=settings.port or 0,
+            insecure=settings.insecure,
+            directory=directory,
+        )
 
     def site_refusal(self, site: str) -> tuple[str, str] | None:
         return (
@@ -69,22 +86,51 @@ class EmbeddedKind(_AcademyHttp):
 
 
 class HttpKind(_AcademyHttp):
+    """``token_file``: the bearer token clients send; ``ca_file``: the certificate (PEM)
+    an ``https`` exchange is trusted by (the system's CAs otherwise)."""
+
     name = "http"
-    keys = frozenset({"url"})
+    keys = frozenset({"url", "token_file", "ca_file", "insecure"})
     schemes = ("http", "https")
 
     def check(self, settings: Any) -> None:
         if not settings.url:
             raise _KeyProblem("url", "exchange kind 'http' needs a url", f"e.g. {HTTP_EXAMPLE}")
         check_url(settings.url, self.schemes, example=HTTP_EXAMPLE)
+        if settings.ca_file is not None and not settings.url.startswith("https://"):
+            raise _KeyProblem("ca_file", "ca_file needs an https:// url", "use https://HOST:PORT")
 
     def from_url(self, url: str, parts: SplitResult) -> dict[str, Any]:
         return {"kind": self.name, "url": url.rstrip("/")}
 
+    def check_access(self, settings: Any) -> None:
+        parts = urlsplit(settings.url)
+        if is_loopback(parts.hostname):
+            return
+        label = mask_url(settings.url)
+        if settings.insecure:
+            warn_insecure(label)
+        elif settings.token_file is None and parts.password is None:
+            refuse_unauthenticated(
+                f"http exchange {label}", "token_file", "give token_file: PATH (a 0600 file)"
+            )
+        elif parts.scheme != "https":
+            refuse_unauthenticated(
+                f"http exchange {label} (its token would cross the network unencrypted)",
+                "url",
+                "use https:// (and ca_file: for a self-signed certificate)",
+            )
+
     def factory_arguments(
         self, settings: Any, url: str | None
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return (settings.url,), {}
+        kwargs: dict[str, Any] = {}
+        headers = bearer_headers(settings.token_file)
+        if headers:
+            kwargs["additional_headers"] = headers
+        if settings.ca_file is not None:
+            kwargs["ssl_verify"] = context_for(settings.ca_file)
+        return (settings.url,), kwargs
 
 
 class HostedKind(_AcademyHttp):
@@ -116,13 +162,35 @@ class HostedKind(_AcademyHttp):
 
 
 class RedisKind(ExchangeKind):
+    """``password_file``: the Redis password (AUTH); ``tls: true``: connect with TLS,
+    trusting ``ca_file`` (PEM) or the system's CAs."""
+
     name = "redis"
-    keys = frozenset({"host", "port"})
+    keys = frozenset({"host", "port", "password_file", "tls", "ca_file", "insecure"})
     schemes = ("redis",)
 
     def check(self, settings: Any) -> None:
         check_host(settings.host)
         check_port(settings.port)
+        if settings.ca_file is not None and not settings.tls:
+            raise _KeyProblem("ca_file", "ca_file needs tls: true", "add tls: true")
+
+    def check_access(self, settings: Any) -> None:
+        if is_loopback(settings.host):
+            return
+        label = self.label(settings)
+        if settings.insecure:
+            warn_insecure(label)
+        elif settings.password_file is None:
+            refuse_unauthenticated(
+                f"redis exchange {label}", "password_file", "give password_file: PATH"
+            )
+        elif not settings.tls:
+            refuse_unauthenticated(
+                f"redis exchange {label} (its password would cross the network unencrypted)",
+                "tls",
+                "add tls: true (and ca_file: for a self-signed certificate)",
+            )
 
     def from_url(self, url: str, parts: SplitResult) -> dict[str, Any]:
         if parts.username or parts.password:
@@ -146,7 +214,14 @@ class RedisKind(ExchangeKind):
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         # redis-py's socket timeout would break Academy's blocking receive on an idle mailbox.
         port = settings.port or REDIS_DEFAULT_PORT
-        return (settings.host, port), {"socket_timeout": None}
+        kwargs: dict[str, Any] = {"socket_timeout": None}
+        if settings.password_file is not None:
+            kwargs["password"] = read_secret(settings.password_file, key="password_file")
+        if settings.tls:
+            kwargs["ssl"] = True
+            if settings.ca_file is not None:
+                kwargs["ssl_ca_certs"] = settings.ca_file
+        return (settings.host, port), kwargs
 
     def registration_class(self) -> type:
         from academy.exchange.redis import RedisAgentRegistration
@@ -154,7 +229,8 @@ class RedisKind(ExchangeKind):
         return RedisAgentRegistration
 
     def label(self, settings: Any, url: str | None = None) -> str:
-        return f"redis://{settings.host}:{settings.port or REDIS_DEFAULT_PORT}"
+        scheme = "rediss" if settings.tls else "redis"
+        return f"{scheme}://{settings.host}:{settings.port or REDIS_DEFAULT_PORT}"
 
 
 BUILTIN_KINDS: tuple[type[ExchangeKind], ...] = (EmbeddedKind, HttpKind, RedisKind, HostedKind)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import shutil
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chiltepin.agents.exchange.secure import is_loopback, new_token, self_signed, warn_insecure
 from chiltepin.errors import ExchangeError
 
 logger = logging.getLogger(__name__)
@@ -27,11 +27,18 @@ class EmbeddedExchangeError(ExchangeError):
 
 
 class EmbeddedExchange:
-    """Academy's HTTP exchange in a child process (no authentication).
+    """Academy's HTTP exchange in a child process.
+
+    Bound to loopback it takes no credentials. Bound to any other address it requires a
+    bearer token (random, 256 bits, in a 0600 file) and serves TLS with a certificate it
+    makes for this host, which its clients pin; ``insecure=True`` turns both off (one
+    warning). The token, key and certificate live in ``directory`` (0700; default a new
+    private temporary directory), removed on stop.
 
     Use ``with EmbeddedExchange() as server:`` (or ``async with``) or start()/stop().
-    ``server.url`` is what clients use; ``server.factory()`` an ``HttpExchangeFactory``.
-    The server also stops by itself if this process dies.
+    ``server.url`` is where it listens; ``server.client_settings()`` what clients need
+    (an ``http`` exchange with its token and certificate); ``server.factory()`` an
+    ``HttpExchangeFactory``. The server also stops by itself if this process dies.
     """
 
     def __init__(
@@ -39,16 +46,28 @@ class EmbeddedExchange:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        insecure: bool = False,
+        directory: str | os.PathLike[str] | None = None,
         startup_timeout: float = 60.0,
         log_level: str = "WARNING",
     ) -> None:
         self.host = host
         self.port = port
+        self.insecure = insecure
+        self.directory = Path(directory) if directory is not None else None
         self.startup_timeout = startup_timeout
         self.log_level = log_level
         self.url: str | None = None
+        self.token_file: Path | None = None
+        self.cert_file: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
+
+    @property
+    def secure(self) -> bool:
+        """True if this server requires a token and serves TLS (it listens beyond
+        loopback and is not ``insecure``)."""
+        return not is_loopback(self.host) and not self.insecure
 
     @property
     def pid(self) -> int | None:
@@ -58,27 +77,43 @@ class EmbeddedExchange:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def factory(self) -> Any:
-        from chiltepin.agents.exchange import build_factory
+    def client_settings(self) -> Any:
+        """The running server as its clients see it: an ``http`` exchange at :attr:`url`
+        with its token file and certificate (``ExchangeSettings``)."""
         from chiltepin.config.schema import ExchangeSettings
 
         if self.url is None:
             raise EmbeddedExchangeError("the embedded exchange is not running")
-        return build_factory(ExchangeSettings(kind="embedded"), self.url)
+        fields: dict[str, Any] = {"kind": "http", "url": self.url}
+        if self.token_file is not None:
+            fields["token_file"] = str(self.token_file)
+        if self.cert_file is not None:
+            fields["ca_file"] = str(self.cert_file)
+        if self.insecure:
+            fields["insecure"] = True
+        return ExchangeSettings(**fields)
+
+    def factory(self) -> Any:
+        from chiltepin.agents.exchange import build_factory
+
+        return build_factory(self.client_settings())
 
     def start(self) -> str:
         """Start the server; return its URL once it accepts connections."""
         if self._proc is not None:
             raise EmbeddedExchangeError("the embedded exchange is already running")
-        if not _is_loopback(self.host):
-            logger.warning(
-                "the embedded exchange on %s has no authentication: anyone who can reach "
-                "that address can talk to your agents",
-                self.host,
-            )
-        self._dir = Path(tempfile.mkdtemp(prefix="chiltepin-exchange-"))
+        self._dir = self._private_dir()
         port_file = self._dir / "port"
         log_path = self._dir / "exchange.log"
+        credentials: list[str] = []
+        if self.secure:
+            self.token_file = new_token(self._dir / "token")
+            self.cert_file, key_file = self_signed(self._dir, self.host)
+            credentials = [
+                f"--token-file={self.token_file}",
+                f"--certfile={self.cert_file}",
+                f"--keyfile={key_file}",
+            ]
         command = [
             sys.executable,
             "-m",
@@ -92,8 +127,9 @@ class EmbeddedExchange:
             str(os.getpid()),
             "--log-level",
             self.log_level,
+            *credentials,
         ]
-        with open(log_path, "wb") as log:
+        with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as log:
             self._proc = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -121,9 +157,19 @@ class EmbeddedExchange:
             self.stop()
             raise
         self.port = bound
-        self.url = f"http://{_advertised(self.host)}:{bound}"
+        scheme = "https" if self.secure else "http"
+        self.url = f"{scheme}://{_advertised(self.host)}:{bound}"
+        if self.insecure and not is_loopback(self.host):
+            warn_insecure(self.url)
         logger.info("embedded exchange (pid %s) at %s", self._proc.pid, self.url)
         return self.url
+
+    def _private_dir(self) -> Path:
+        if self.directory is None:
+            return Path(tempfile.mkdtemp(prefix="chiltepin-exchange-"))  # 0700
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
+        return self.directory
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL). Safe to call more than once."""
@@ -137,6 +183,7 @@ class EmbeddedExchange:
                 proc.kill()
                 proc.wait()
         self.url = None
+        self.token_file = self.cert_file = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
@@ -160,15 +207,6 @@ class EmbeddedExchange:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.astop()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _advertised(host: str) -> str:

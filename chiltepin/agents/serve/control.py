@@ -71,6 +71,7 @@ class Target:
     exchange: ExchangeSettings
     url: str | None = None  # an embedded exchange's URL
     state: ServiceState | None = None
+    access: ExchangeSettings | None = None  # how clients reach an embedded exchange
 
     @property
     def label(self) -> str:
@@ -87,9 +88,16 @@ class Target:
             exchange=state.exchange_settings(),
             url=state.exchange_url,
             state=state,
+            access=(
+                ExchangeSettings.model_validate(state.exchange_access)
+                if state.exchange_access is not None
+                else None
+            ),
         )
 
     def create_factory(self) -> Any:
+        if self.access is not None:
+            return build_factory(self.access)
         return build_factory(self.exchange, self.url)
 
 

@@ -30,6 +30,7 @@ from chiltepin.agents.serve.state import (
     STARTING,
     ServiceState,
     ensure_state_dir,
+    exchange_dir,
     lock_path,
     process_created,
     quiet_cancelled_requests,
@@ -106,13 +107,19 @@ async def run_service(service: AgentService) -> None:
         )
         agent.build_behaviour()  # the user's __init__ first: nothing is registered if it fails
         url = None
-        server = get_kind(service.exchange.kind).server(service.exchange)
+        server = get_kind(service.exchange.kind).server(
+            service.exchange, exchange_dir(service.name)
+        )
+        access = None
         if server is not None:
             url = await server.astart()
+            access = server.client_settings()
             logger.info("embedded exchange at %s (lives as long as this service)", url)
-        factory = await _factory(service, url)
+        factory = await _factory(service, url, access)
         registration = await _registration(service, factory, previous)
         state = _state(service, agent, registration, url)
+        if access is not None:
+            state.exchange_access = access.model_dump(mode="json", exclude_defaults=True)
         await _run(service, agent, factory, registration, state, stop)
     finally:
         if watch is not None:
@@ -166,9 +173,13 @@ def _check_not_running(service: AgentService) -> ServiceState | None:
     return previous
 
 
-async def _factory(service: AgentService, url: str | None) -> Any:
+async def _factory(service: AgentService, url: str | None, access: Any = None) -> Any:
+    """The service's factory: through ``access`` (a running embedded exchange's client
+    settings) if given, else its exchange settings."""
     from chiltepin.agents.exchange import build_factory
 
+    if access is not None:
+        return await asyncio.to_thread(build_factory, access)
     return await asyncio.to_thread(build_factory, service.exchange, url)
 
 

@@ -94,6 +94,9 @@ class ServiceState:
     python_path: list[str]
     status: str = STARTING
     started: str = ""
+    # How clients reach an embedded exchange: ExchangeSettings fields of kind http (its
+    # URL, and the paths of its token and certificate beside this file), or None.
+    exchange_access: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServiceState:
@@ -244,6 +247,7 @@ _STATE_TYPES: dict[str, tuple[type, ...]] = {
     "python_path": (list,),
     "status": (str,),
     "started": (str,),
+    "exchange_access": (dict, type(None)),
 }
 _JSON_NAMES = {
     str: "a string",
@@ -297,6 +301,8 @@ def _problem(name: str, raw: bytes) -> str | None:
 
     try:
         ExchangeSettings.model_validate(data["exchange"])
+        if data.get("exchange_access") is not None:
+            ExchangeSettings.model_validate(data["exchange_access"])
         if data["exchange_url"] is not None:
             check_url(data["exchange_url"], ("http", "https"), example="http://HOST:PORT")
     except ValueError as exc:
@@ -343,6 +349,11 @@ def scan_states() -> list[ServiceState | BrokenState]:
 def all_states() -> list[ServiceState]:
     """The states of every service with a readable state file."""
     return [s for s in scan_states() if isinstance(s, ServiceState)]
+
+
+def exchange_dir(name: str) -> Path:
+    """Where service ``name``'s embedded exchange keeps its token and certificate."""
+    return state_dir() / f"{name}.exchange"
 
 
 def lock_path(name: str) -> Path:
