@@ -44,7 +44,7 @@ SECRET = "hunter2"
 def test_the_built_in_kinds_and_what_each_takes():
     assert list(KINDS) == ["embedded", "http", "redis", "hosted"]
     assert {name: set(kind.keys) for name, kind in KINDS.items()} == {
-        "embedded": {"host", "port"},
+        "embedded": {"host", "port", "interface"},
         "http": {"url"},
         "redis": {"host", "port"},
         "hosted": {"url"},

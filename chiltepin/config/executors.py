@@ -6,18 +6,26 @@ from typing import Any
 
 from parsl.executors.base import ParslExecutor
 
+from chiltepin.config.network import executor_network
 from chiltepin.config.providers import build_provider
 from chiltepin.config.schema import AnyResource, RemoteResource
+from chiltepin.containers.base import Where
 
 
 def build_executor(
-    name: str, res: AnyResource, *, worker_prefix: str | None = None, client: Any = None
+    name: str,
+    res: AnyResource,
+    *,
+    worker_prefix: str | None = None,
+    client: Any = None,
+    where: Where | None = None,
 ) -> ParslExecutor:
     """Build the Parsl executor labelled ``name``.
 
     ``worker_prefix`` is a command (e.g. a container runtime invocation) that the
     worker pool command is appended to, so that workers start inside it. ``client`` is a
     ``globus_compute_sdk.Client`` for endpoint resources (default: one from the login).
+    ``where`` names the executor's settings in errors (an interface not on this host).
     """
     if isinstance(res, RemoteResource):
         return _globus_compute(name, res, client)
@@ -25,6 +33,11 @@ def build_executor(
 
     from chiltepin.containers.wiring import worker_launch_cmd
 
+    where = where or Where(executor=name)
+    network = {
+        **res.scheduler.executor_options(),
+        **executor_network(res, lambda message, key, hint: where.key_error(message, key, hint)),
+    }
     launch_cmd = worker_launch_cmd(worker_prefix)
     provider = build_provider(res)
     if res.mpi:
@@ -34,6 +47,7 @@ def build_executor(
             max_workers_per_block=res.max_mpi_apps,
             mpi_launcher=res.launcher_for_mpi,
             launch_cmd=launch_cmd,
+            **network,
         )
     return HighThroughputExecutor(
         label=name,
@@ -41,7 +55,7 @@ def build_executor(
         cores_per_worker=res.cores_per_worker,
         max_workers_per_node=res.max_workers_per_node,
         launch_cmd=launch_cmd,
-        **res.scheduler.executor_options(),
+        **network,
     )
 
 

@@ -37,12 +37,31 @@ class _AcademyHttp(ExchangeKind):
 
 class EmbeddedKind(_AcademyHttp):
     name = "embedded"
-    keys = frozenset({"host", "port"})
+    keys = frozenset({"host", "port", "interface"})
     owned = True
 
     def check(self, settings: Any) -> None:
         check_host(settings.host)
         check_port(settings.port, free=True)
+        if settings.interface is not None and "host" in settings.model_fields_set:
+            raise _KeyProblem(
+                "interface",
+                "give 'host' or 'interface', not both",
+                "an interface stands for its address on the host that runs the exchange",
+            )
+
+    def bind_address(self, settings: Any) -> str:
+        """Where the server listens and what it advertises: ``host``, or the address of
+        ``interface`` on this host (which agents on other hosts reach)."""
+        if settings.interface is None:
+            return settings.host
+        from chiltepin.config.network import interface_address
+        from chiltepin.errors import ConfigError
+
+        return interface_address(
+            settings.interface,
+            lambda message, key, hint: ConfigError(message, key=f"exchange.{key}", hint=hint),
+        )
 
     def factory_arguments(
         self, settings: Any, url: str | None
@@ -58,7 +77,7 @@ class EmbeddedKind(_AcademyHttp):
     def server(self, settings: Any) -> Any:
         from chiltepin.agents.exchange.server import EmbeddedExchange
 
-        return EmbeddedExchange(host=settings.host, port=settings.port or 0)
+        return EmbeddedExchange(host=self.bind_address(settings), port=settings.port or 0)
 
     def site_refusal(self, site: str) -> tuple[str, str] | None:
         return (
