@@ -23,9 +23,12 @@
 # login node: munged, slurmctld and every client run there. Compute node K
 # (node1..node4, CPUs=4 each) runs its slurmd, and so every job step, in
 #   - its own network namespace chiltepin<PORT>-nodeK: a veth pair (ch<PORT>vK on
-#     the login side, eth0 inside) to the bridge ch<PORT>br on the login node,
-#     address SUBNET.(10+K)/24 (the login node's bridge address is SUBNET.1, where
-#     slurmctld listens); SUBNET is a /24 of 198.18.0.0/15 picked from PORT,
+#     the login side) to the bridge ch<PORT>br on the login node, address
+#     SUBNET.(10+K)/24 (the login node's bridge address is SUBNET.1, where slurmctld
+#     listens). Inside, the veth is named ch<PORT>br too: the cluster network has one
+#     interface name on every host, as ib0 has on a real cluster, so a profile's
+#     `interface:` also holds for agents that submit jobs from a node. SUBNET is a
+#     /24 of 198.18.0.0/15 picked from PORT,
 #     assigned only inside these namespaces. No default route, no forwarding, no
 #     NAT: a node reaches the login node's bridge address and the other nodes, and
 #     nothing else (not the login node's loopback, nor any other interface);
@@ -187,7 +190,7 @@ EOF
     cat >"$PROLOG.new" <<EOF
 #!/bin/sh
 # Slurm TaskProlog: "export NAME=VALUE" lines become task environment.
-# Open MPI between nodes: TCP over the cluster network (the nodes' eth0).
+# Open MPI between nodes: TCP over the cluster network.
 echo "export OMPI_MCA_btl=self,tcp"
 echo "export OMPI_MCA_btl_tcp_if_include=$SUBNET.0/24"
 echo "export OMPI_MCA_oob_tcp_if_include=$SUBNET.0/24"
@@ -353,7 +356,7 @@ node_net_ok() {
     local ns
     ns="$(node_netns "$1")"
     [[ -e "/run/netns/$ns" ]] \
-        && [[ "$(ip -n "$ns" -br -4 addr show dev eth0 2>/dev/null)" == *" $(node_addr "$1")/24"* ]] \
+        && [[ "$(ip -n "$ns" -br -4 addr show dev "$BRIDGE" 2>/dev/null)" == *" $(node_addr "$1")/24"* ]] \
         && ip link show dev "$(node_veth "$1")" 2>/dev/null | grep -q "master $BRIDGE .*state UP"
 }
 
@@ -389,10 +392,10 @@ net_up() {
         ip netns add "$ns"
         ip link add "$veth" type veth peer name "${veth}p"
         ip link set "${veth}p" netns "$ns"
-        ip -n "$ns" link set "${veth}p" name eth0
-        ip -n "$ns" addr add "$(node_addr "$n")/24" dev eth0
+        ip -n "$ns" link set "${veth}p" name "$BRIDGE"
+        ip -n "$ns" addr add "$(node_addr "$n")/24" dev "$BRIDGE"
         ip -n "$ns" link set lo up
-        ip -n "$ns" link set eth0 up
+        ip -n "$ns" link set "$BRIDGE" up
         ip link set "$veth" master "$BRIDGE" up
     done
     local i
