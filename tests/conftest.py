@@ -71,7 +71,8 @@ def run_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """The project's loopback Slurm cluster (tests/infra/slurm.sh), started once."""
+    """The project's Slurm test cluster (tests/infra/slurm.sh), started once: compute nodes
+    are separate hosts (network namespaces) reaching this one on the bridge only."""
     sys.path.insert(0, str(TESTS / "infra"))
     import slurm_cluster as cluster
 
