@@ -41,7 +41,7 @@ docs: install-dev
 # installed and images stay cached (README.md, Quick start). Each step is idempotent.
 stop:
 	bash tests/infra/slurm.sh stop
-	if [ -d "$${CHILTEPIN_CONTAINERS_STATE:-/tmp/chiltepin-containers}" ]; then \
+	if [ -d "$${CHILTEPIN_CONTAINERS_STATE:-/var/tmp/chiltepin-containers}" ]; then \
 		bash tests/infra/containers.sh teardown; fi
 
 clean:

@@ -220,7 +220,11 @@ class Workflow:
             selected = {n: r for n, r in resources.items() if n in self._executor_names}
             reserve = {n: r for n, r in resources.items() if n not in self._executor_names}
             config = build_parsl_config(
-                selected, run_dir=self.run_dir, worker_prefix=plan.worker_prefix, client=self.client
+                selected,
+                run_dir=self.run_dir,
+                worker_prefix=plan.worker_prefix,
+                client=self.client,
+                origins=self.resolved.origins,
             )
             if self.log_file:
                 self._log_handler = _LogHandler.add(self.log_file, self.log_level or logging.DEBUG)

@@ -26,11 +26,20 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 sys.path[:0] = [str(TESTS), str(_EXAMPLES)]
 
 from helpers.cli import run as chiltepin_cli  # noqa: E402
-from helpers.infra import BIN, REPO, SITES, labelled_containers, require  # noqa: E402
+from helpers.infra import (  # noqa: E402
+    BIN,
+    REPO,
+    SITES,
+    labelled_containers,
+    require,
+    use_shared_tmp,
+)
 from helpers.processes import parsl_processes, wait_until_gone  # noqa: E402
 
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
+# Run directories must be where the test cluster's nodes see them (not their own /tmp).
+use_shared_tmp()
 # Tests never read the user's own site overrides.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="chiltepin-xdg-")
 os.environ.pop("CHILTEPIN_SITE_PATH", None)
@@ -80,7 +89,8 @@ def shared_dir():
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """The project's loopback Slurm cluster (tests/infra/slurm.sh), started once."""
+    """The project's Slurm test cluster (tests/infra/slurm.sh), started once: compute nodes
+    are separate hosts (network namespaces) reaching this one on the bridge only."""
     sys.path.insert(0, str(TESTS / "infra"))
     import slurm_cluster as cluster
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -138,6 +139,24 @@ async def test_agent_runs_on_service_and_its_tasks_on_compute(run, probe):
     assert task["job"] != agent["job"] and task["pid"] != agent["pid"]
     assert task["image"] == run.image, "in the profile's image (None: on the host)"
     assert task["tick"] == 0.05  # the agent's state reached the task
+
+
+async def test_exchange_and_interchange_listen_only_on_the_cluster_network(run, probe):
+    """``ss -ltnp`` while an agent runs on a node: the embedded exchange and the service
+    workflow's interchange listen on the profile's interface (the login node's bridge
+    address), not on every interface; agents on the nodes reach the exchange there."""
+    assert await probe.pid() > 0
+    login = os.environ["CHILTEPIN_SLURM_LOGIN_ADDR"]
+    (exchange,) = run.new_exchanges()
+    interchanges = [
+        proc.pid
+        for proc in P.matching(lambda cmd: "interchange.py" in cmd)
+        if proc.ppid() == os.getpid()
+    ]
+    assert interchanges, "the service workflow's interchange runs here"
+    for pid in [exchange, *interchanges]:
+        bound = P.listening_on(pid)
+        assert bound and {a.rpartition(":")[0] for a in bound} == {login}, (pid, bound)
 
     info = await probe.agent_workflow_info()
     assert info["site"] == run.profile and info["executors"] == ["compute"]

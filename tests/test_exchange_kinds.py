@@ -44,7 +44,7 @@ SECRET = "hunter2"
 def test_the_built_in_kinds_and_what_each_takes():
     assert list(KINDS) == ["embedded", "http", "redis", "hosted"]
     assert {name: set(kind.keys) for name, kind in KINDS.items()} == {
-        "embedded": {"host", "port", "insecure"},
+        "embedded": {"host", "port", "insecure", "interface"},
         "http": {"url", "token_file", "ca_file", "insecure"},
         "redis": {"host", "port", "password_file", "tls", "ca_file", "insecure"},
         "hosted": {"url"},

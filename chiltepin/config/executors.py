@@ -6,8 +6,10 @@ from typing import Any
 
 from parsl.executors.base import ParslExecutor
 
+from chiltepin.config.network import executor_network
 from chiltepin.config.providers import build_provider
 from chiltepin.config.schema import AnyResource, RemoteResource
+from chiltepin.containers.base import Where
 
 
 def build_executor(
@@ -17,6 +19,7 @@ def build_executor(
     worker_prefix: str | None = None,
     client: Any = None,
     run_dir: str | None = None,
+    where: Where | None = None,
 ) -> ParslExecutor:
     """Build the Parsl executor labelled ``name``.
 
@@ -25,6 +28,7 @@ def build_executor(
     ``globus_compute_sdk.Client`` for endpoint resources (default: one from the login).
     ``run_dir``: the workflow's run directory; its ledger records the executor's jobs and
     interchange, which a watchdog stops if this process dies (:mod:`chiltepin.watchdog`).
+    ``where`` names the executor's settings in errors (an interface not on this host).
     """
     if isinstance(res, RemoteResource):
         return _globus_compute(name, res, client)
@@ -34,6 +38,11 @@ def build_executor(
     from chiltepin.containers.wiring import worker_launch_cmd
     from chiltepin.watchdog import Ledger, launch_command
 
+    where = where or Where(executor=name)
+    network = {
+        **res.scheduler.executor_options(),
+        **executor_network(res, lambda message, key, hint: where.key_error(message, key, hint)),
+    }
     provider = build_provider(res)
     if hasattr(provider, "chiltepin_ledger"):
         provider.chiltepin_ledger = Ledger(run_dir) if run_dir else None
@@ -50,14 +59,17 @@ def build_executor(
     }
     if res.mpi:
         executor: Any = MPIExecutor(
-            max_workers_per_block=res.max_mpi_apps, mpi_launcher=res.launcher_for_mpi, **common
+            max_workers_per_block=res.max_mpi_apps,
+            mpi_launcher=res.launcher_for_mpi,
+            **common,
+            **network,
         )
     else:
         executor = HighThroughputExecutor(
             cores_per_worker=res.cores_per_worker,
             max_workers_per_node=res.max_workers_per_node,
             **common,
-            **res.scheduler.executor_options(),
+            **network,
         )
     if run_dir:
         # Set after construction: MPIExecutor's signature types this argument as a str

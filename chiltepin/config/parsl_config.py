@@ -10,6 +10,7 @@ from parsl.config import Config
 from chiltepin.config.blocks import retry_handler
 from chiltepin.config.executors import build_executor
 from chiltepin.config.schema import AnyResource, Resource
+from chiltepin.containers.base import Where
 
 WorkerPrefix = Callable[[str, Resource], "str | None"]
 
@@ -20,15 +21,20 @@ def build_parsl_config(
     run_dir: str,
     worker_prefix: WorkerPrefix | None = None,
     client: Any = None,
+    origins: Mapping[str, Where] | None = None,
 ) -> Config:
     """One executor per resource; Config-wide retries are the largest asked for.
 
-    ``client`` (a ``globus_compute_sdk.Client``) is used by endpoint resources."""
+    ``client`` (a ``globus_compute_sdk.Client``) is used by endpoint resources;
+    ``origins`` (per executor) name where its settings came from in errors."""
     executors = []
     for name, res in resources.items():
         prefix = worker_prefix(name, res) if worker_prefix and isinstance(res, Resource) else None
+        where = (origins or {}).get(name)
         executors.append(
-            build_executor(name, res, worker_prefix=prefix, client=client, run_dir=run_dir)
+            build_executor(
+                name, res, worker_prefix=prefix, client=client, run_dir=run_dir, where=where
+            )
         )
     retries = max((r.retries for r in resources.values() if isinstance(r, Resource)), default=0)
     return Config(

@@ -47,6 +47,12 @@ SchedulerToken = Annotated[str, Field(min_length=1, pattern=TOKEN_PATTERN)]
 #: A scheduler token, or "" for none (as chiltepin 0.1.x sends).
 SchedulerTokenOrBlank = Annotated[str, Field(pattern=TOKEN_OR_BLANK_PATTERN)]
 
+#: A literal address (IPv4, IPv6 or a host name) that workers on other hosts connect to.
+NetworkAddress = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:-]+$")]
+#: A network interface name as Linux allows it (at most 15 characters, e.g. ``ib0``).
+InterfaceName = Annotated[str, Field(min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+PortNumber = Annotated[int, Field(ge=1, le=65535)]
+
 WALLTIME_RE = re.compile(r"^\d+:[0-5]\d:[0-5]\d$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
@@ -153,7 +159,8 @@ class ExchangeSettings(_Strict):
     """Where agents exchange messages (a site profile's ``exchange:`` block).
 
     ``embedded``: the toolkit runs Academy's HTTP exchange for the life of an
-    AgentSystem, bound to ``host`` (default loopback) on ``port`` (0: any free port);
+    AgentSystem, bound to ``host`` (default loopback) or to the address of
+    ``interface``, on ``port`` (0: any free port);
     ``http``: a self-hosted exchange at ``url``; ``redis``: a Redis server at
     ``host``:``port``; ``hosted``: Academy's public exchange (Globus login).
 
@@ -175,6 +182,11 @@ class ExchangeSettings(_Strict):
     ca_file: str | None = Field(default=None, min_length=1)
     tls: bool = False
     insecure: bool = False
+    interface: InterfaceName | None = Field(
+        default=None,
+        description="embedded: listen on (and advertise) this interface's address, the "
+        "one agents on other hosts reach (e.g. ib0); instead of host",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ExchangeSettings:
@@ -257,6 +269,22 @@ class Resource(_Strict):
         description="Encrypt the interchange's traffic with workers (Parsl's CurveZMQ); "
         "false turns it off",
     )
+    address: NetworkAddress | None = Field(
+        default=None,
+        description="The address of the submitting host that workers connect to; the "
+        "interchange listens only there",
+    )
+    interface: InterfaceName | None = Field(
+        default=None,
+        description="The network interface (e.g. ib0) whose address workers connect to; "
+        "it must exist on the submitting host",
+    )
+    worker_port_range: list[PortNumber] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="[low, high]: the ports the interchange may listen on for workers",
+    )
     container: ContainerSettings | None = None
 
     @model_validator(mode="before")
@@ -301,6 +329,18 @@ class Resource(_Strict):
                 "heartbeat_threshold must be larger than heartbeat_period",
                 "a few periods, e.g. heartbeat_period: 10, heartbeat_threshold: 30",
             )
+        if self.address is not None and self.interface is not None:
+            raise _KeyProblem(
+                "interface",
+                "give 'address' or 'interface', not both",
+                "an interface stands for its address on the submitting host",
+            )
+        if self.worker_port_range is not None:
+            low, high = self.worker_port_range
+            if low > high:
+                raise _KeyProblem(
+                    "worker_port_range", f"[{low}, {high}] is empty", "write [low, high]"
+                )
         return self
 
     @property

@@ -103,7 +103,8 @@ class WorkflowSource:
             from chiltepin.config.resources import load_resources
 
             resources = load_resources(self.config, include=self.include)
-            origins = {name: Where(executor=name) for name in resources}
+            path = self.config if isinstance(self.config, str) else None
+            origins = {name: Where(executor=name, source=path) for name in resources}
             return ResolvedResources(self, resources, origins)
         from chiltepin.config.resources import BUILTIN_LOCAL, LOCAL_NAME, select
         from chiltepin.config.schema import Resource

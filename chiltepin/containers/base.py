@@ -88,6 +88,8 @@ class Where:
     option: str | None = None  # a command-line option, e.g. --runtime
     source: str | None = None  # the profile file that set the container, when known
     line: int | None = None
+    #: (key, file, line) of the executor's other settings, when known
+    places: tuple[tuple[str, str | None, int | None], ...] = ()
 
     def error(self, message: str, *, key: str | None = None, hint: str | None = None):
         if self.option:
@@ -107,11 +109,30 @@ class Where:
             hint=hint,
         )
 
+    def key_error(self, message: str, key: str, hint: str | None = None) -> ConfigError:
+        """A ConfigError about the executor's (not its container's) ``key``, naming the
+        file and line that set it when known."""
+        source, line = (None if self.site else self.source), None
+        for name, file, at in self.places:
+            if name == key:
+                source, line = file or source, at
+        kind = f"site '{self.site}' executor" if self.site else "executor"
+        return ConfigError(
+            message,
+            source=source,
+            line=line,
+            entry=self.executor,
+            entry_kind=kind,
+            key=key,
+            hint=hint,
+        )
+
     @classmethod
     def of(cls, site: str, executor: str, provenance: Mapping) -> Where:
         """Where a site executor's container was set (``provenance``: from Site.resolve)."""
         _label, source, line = provenance.get("container", (None, None, None))
-        return cls(site=site, executor=executor, source=source, line=line)
+        places = tuple((key, file, at) for key, (_l, file, at) in provenance.items() if file)
+        return cls(site=site, executor=executor, source=source, line=line, places=places)
 
     def __str__(self) -> str:
         if self.option:

@@ -250,7 +250,12 @@ def _engine_block(plan: EndpointPlan, name: str, res: Resource) -> list[str]:
         out += _optional(2, "max_workers_per_node", "max_workers_per_node", workers)
         out.append(_line(2, "cores_per_worker", repr(float(res.cores_per_worker))))
     scheduler = res.scheduler
-    for key, value in scheduler.executor_options().items():
+    options = scheduler.executor_options()
+    if res.address is not None:
+        options["address"] = res.address
+    # An ``interface`` is not rendered: the endpoint's own validation loads the config on
+    # the configuring host, where it may not exist; its engine probes every address.
+    for key, value in options.items():
         out.append(_line(2, key, f'"{_dq(value)}"'))
     if name in plan.containers:
         for key, value in plan.containers[name].items():

@@ -60,6 +60,11 @@ class Site:
                 value = [*values["environment"], *value]
             values[key] = value
             where[key] = self._here(("executors", name, key))
+        # An executor's own address or interface replaces the defaults' other one.
+        for key, other in (("address", "interface"), ("interface", "address")):
+            if key in given and other not in given:
+                values.pop(other, None)
+                where.pop(other, None)
         container = self._container(name, spec.container)
         if container is not None:
             values["container"] = container

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ BIN = Path(sys.executable).parent
 EXAMPLES = REPO / "examples" / "agents"
 SITES = TESTS / "sites"  # test-only site profiles (testcluster-podman, -charliecloud)
 CONTAINER_LABEL = "chiltepin.run"  # every container a Workflow starts carries it
+#: Where tests put temporary files, pytest's tmp_path included: storage the test
+#: cluster's nodes share (their /tmp is node-local, see tests/infra/slurm.sh).
+SHARED_TMP = Path(os.environ.get("CHILTEPIN_TEST_TMP", "/var/tmp/chiltepin-tests"))
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -48,6 +52,16 @@ def login_address() -> str:
             ):
                 return entry.address
     pytest.fail("this host has no address beyond loopback (set CHILTEPIN_TEST_ADDRESS)")
+
+
+def use_shared_tmp() -> Path:
+    """Make :data:`SHARED_TMP` (mode 1777, like /tmp) this process's temporary directory
+    (``tempfile``, and so pytest's ``tmp_path``); child processes keep their own."""
+    SHARED_TMP.mkdir(parents=True, exist_ok=True)
+    if SHARED_TMP.stat().st_uid == os.getuid():
+        SHARED_TMP.chmod(0o1777)
+    tempfile.tempdir = str(SHARED_TMP)
+    return SHARED_TMP
 
 
 def labelled_containers() -> list[str]:

@@ -70,6 +70,12 @@ def exchange_servers(parent: int | None = None) -> list:
     return matching(lambda cmd: "chiltepin.agents._exchange_server" in cmd and mine in cmd)
 
 
+def listening_on(pid: int) -> set[str]:
+    """The local ``ADDRESS:PORT`` pairs on which process ``pid`` listens for TCP (``ss``)."""
+    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, timeout=60).stdout
+    return {line.split()[3] for line in out.splitlines() if f"pid={pid}," in line}
+
+
 def serve_processes(config: str | Path) -> list:
     """Live ``chiltepin agent serve CONFIG`` processes."""
     return matching(lambda cmd: "agent serve" in cmd and str(config) in cmd)

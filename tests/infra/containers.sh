@@ -16,7 +16,7 @@
 #                   debootstrap cache)
 #
 # Environment (all optional):
-#   CHILTEPIN_CONTAINERS_STATE  state dir (configs, podman store, registry)  [/tmp/chiltepin-containers]
+#   CHILTEPIN_CONTAINERS_STATE  state dir (configs, podman store, registry)  [/var/tmp/chiltepin-containers]
 #   CHILTEPIN_REGISTRY_PORT     loopback registry port                       [5000]
 #   CHILTEPIN_EXTRA_CA          CA bundle passed as build secret `extra_ca`  [/etc/ssl/certs/ca-certificates.crt]
 #                               (set it empty to pass no secret)
@@ -30,7 +30,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-STATE="${CHILTEPIN_CONTAINERS_STATE:-/tmp/chiltepin-containers}"
+STATE="${CHILTEPIN_CONTAINERS_STATE:-/var/tmp/chiltepin-containers}"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/chiltepin"
 REGISTRY_PORT="${CHILTEPIN_REGISTRY_PORT:-5000}"
 EXTRA_CA="${CHILTEPIN_EXTRA_CA-/etc/ssl/certs/ca-certificates.crt}"

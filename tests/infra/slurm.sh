@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Real, single-machine Slurm test cluster for chiltepin's tests.
+# Real, single-machine, multi-host Slurm test cluster for chiltepin's tests.
 #
 # Usage: tests/infra/slurm.sh {start|stop|status|env}
 #
-#   start   install packages if missing (Slurm, munge, Open MPI), write a
-#           loopback-only configuration, start munged, slurmctld and 4 emulated
-#           compute nodes, wait until every node is idle. Idempotent: returns
-#           quickly when the cluster is already up and healthy.
-#   stop    cancel every job, stop every daemon started from the state dir.
-#           Idempotent.
+#   start   install packages if missing (Slurm, munge, Open MPI), make the network,
+#           write the configuration, start munged, slurmctld and 4 compute nodes,
+#           wait until every node is idle. Idempotent: returns quickly when the
+#           cluster is already up and healthy.
+#   stop    cancel every job, stop every daemon and process of the nodes, remove
+#           every network namespace, veth and bridge start made. Idempotent.
 #   status  exit 0 if the cluster is up and healthy, 1 otherwise.
 #   env     print the variables clients need, for `eval "$(slurm.sh env)"`.
 #
@@ -16,11 +16,28 @@
 #   CHILTEPIN_SLURM_STATE   state directory (default /tmp/chiltepin-slurm);
 #                           everything (config, munge, spool, logs) lives here.
 #   CHILTEPIN_SLURM_PORT    slurmctld port (default 6817); node K listens on
-#                           PORT+K.
+#                           PORT+K. The network's names derive from it (below).
 #   CHILTEPIN_SLURM_TIMEOUT seconds to wait for the nodes (default 60).
 #
-# Nodes node1..node4 (CPUs=4 each, emulated with `slurmd -N`), partitions
-# service, compute (default) and debug, all sharing the same nodes.
+# The nodes are separate hosts, as on a real cluster. The machine itself is the
+# login node: munged, slurmctld and every client run there. Compute node K
+# (node1..node4, CPUs=4 each) runs its slurmd, and so every job step, in
+#   - its own network namespace chiltepin<PORT>-nodeK: a veth pair (ch<PORT>vK on
+#     the login side) to the bridge ch<PORT>br on the login node, address
+#     SUBNET.(10+K)/24 (the login node's bridge address is SUBNET.1, where slurmctld
+#     listens). Inside, the veth is named ch<PORT>br too: the cluster network has one
+#     interface name on every host, as ib0 has on a real cluster, so a profile's
+#     `interface:` also holds for agents that submit jobs from a node. SUBNET is a
+#     /24 of 198.18.0.0/15 picked from PORT,
+#     assigned only inside these namespaces. No default route, no forwarding, no
+#     NAT: a node reaches the login node's bridge address and the other nodes, and
+#     nothing else (not the login node's loopback, nor any other interface);
+#   - its own UTS namespace (`hostname` is nodeK; /etc/hosts names every node);
+#   - its own mount namespace with a private /tmp (a tmpfs: node-local scratch,
+#     gone with the node). Everything else is shared like a parallel filesystem
+#     (the checkout, the venv, /var/tmp, ...); this state directory is mounted
+#     back at its path when it is under /tmp.
+# Partitions service, compute (default) and debug share the nodes.
 set -euo pipefail
 
 STATE="${CHILTEPIN_SLURM_STATE:-/tmp/chiltepin-slurm}"
@@ -40,8 +57,18 @@ MUNGE_PID="$RUN/munged.pid"
 CONF="$ETC/slurm.conf"
 PROLOG="$ETC/task_prolog.sh"
 CTLD_PID="$RUN/slurmctld.pid"
-HOST="$(hostname -s)"
 NODES="node[1-$NNODES]"
+HOSTS="$ETC/hosts"
+NODE_INIT="$ETC/host_init.sh"
+
+# The network: names and addresses derive from the port, so that clusters with
+# other ports do not clash.
+NET_ID=$((CTLD_PORT % 512))
+SUBNET="198.$((18 + NET_ID / 256)).$((NET_ID % 256))"
+LOGIN_ADDR="$SUBNET.1"
+LOGIN_NAME=login
+BRIDGE="ch${CTLD_PORT}br"
+NETNS_PREFIX="chiltepin${CTLD_PORT}-"
 
 log() { printf 'slurm.sh: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -52,6 +79,9 @@ node_names() {
 }
 
 slurmd_pidfile() { printf '%s/slurmd-%s.pid' "$RUN" "$1"; }
+node_addr() { printf '%s.%d' "$SUBNET" "$((10 + ${1#node}))"; }
+node_netns() { printf '%s%s' "$NETNS_PREFIX" "$1"; }
+node_veth() { printf 'ch%sv%s' "$CTLD_PORT" "${1#node}"; }
 
 # Client commands always talk to this cluster, whatever the caller's env says.
 client() { SLURM_CONF="$CONF" "$@"; }
@@ -92,7 +122,7 @@ install_packages() {
 
 # ----------------------------------------------------------------- config ---
 write_config() {
-    mkdir -p "$ETC" "$RUN" "$LOG" "$MUNGE_DIR" "$STATE/state" "$STATE/spool" "$STATE/tmp"
+    mkdir -p "$ETC" "$RUN" "$LOG" "$MUNGE_DIR" "$STATE/state" "$STATE/spool"
     chmod 0755 "$STATE" "$ETC" "$RUN" "$LOG" "$MUNGE_DIR"
     chmod 0700 "$STATE/state"
 
@@ -101,22 +131,21 @@ write_config() {
     fi
     chmod 0400 "$ETC/munge.key"
 
-    local k
-    for k in $(node_names); do mkdir -p "$STATE/tmp/$k" "$STATE/spool/$k"; done
+    local new="$CONF.new" k
+    for k in $(node_names); do mkdir -p "$STATE/spool/$k"; done
 
-    local new="$CONF.new"
     {
         cat <<EOF
 # Generated by tests/infra/slurm.sh: do not edit, it is rewritten on start.
 ClusterName=$CLUSTER
-SlurmctldHost=$HOST(127.0.0.1)
+SlurmctldHost=$LOGIN_NAME($LOGIN_ADDR)
 SlurmctldPort=$CTLD_PORT
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$MUNGE_SOCKET
-CommunicationParameters=NoInAddrAny
+CommunicationParameters=NoCtldInAddrAny
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 TaskProlog=$PROLOG
@@ -132,7 +161,7 @@ JobCompType=jobcomp/none
 MailProg=/bin/true
 StateSaveLocation=$STATE/state
 SlurmdSpoolDir=$STATE/spool/%n
-TmpFS=$STATE/tmp/%n
+TmpFS=/tmp
 SlurmctldPidFile=$CTLD_PID
 SlurmdPidFile=$RUN/slurmd-%n.pid
 SlurmctldLogFile=$LOG/slurmctld.log
@@ -146,9 +175,9 @@ KillWait=5
 MinJobAge=30
 SchedulerType=sched/backfill
 EOF
-        for ((k = 1; k <= NNODES; k++)); do
-            printf 'NodeName=node%d NodeHostname=%s NodeAddr=127.0.0.1 Port=%d CPUs=%d RealMemory=%d State=UNKNOWN\n' \
-                "$k" "$HOST" "$((CTLD_PORT + k))" "$NODE_CPUS" "$NODE_MEM"
+        for k in $(node_names); do
+            printf 'NodeName=%s NodeHostname=%s NodeAddr=%s Port=%d CPUs=%d RealMemory=%d State=UNKNOWN\n' \
+                "$k" "$k" "$(node_addr "$k")" "$((CTLD_PORT + ${k#node}))" "$NODE_CPUS" "$NODE_MEM"
         done
         local p def
         for p in service compute debug; do
@@ -158,20 +187,58 @@ EOF
         done
     } >"$new"
 
-    cat >"$PROLOG.new" <<'EOF'
+    cat >"$PROLOG.new" <<EOF
 #!/bin/sh
 # Slurm TaskProlog: "export NAME=VALUE" lines become task environment.
-# All emulated nodes share one host: Open MPI must use TCP over loopback.
+# Open MPI between nodes: TCP over the cluster network.
 echo "export OMPI_MCA_btl=self,tcp"
-echo "export OMPI_MCA_btl_tcp_if_include=lo"
-echo "export OMPI_MCA_oob_tcp_if_include=lo"
+echo "export OMPI_MCA_btl_tcp_if_include=$SUBNET.0/24"
+echo "export OMPI_MCA_oob_tcp_if_include=$SUBNET.0/24"
 echo "export OMPI_ALLOW_RUN_AS_ROOT=1"
 echo "export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"
 EOF
     chmod 0755 "$PROLOG.new"
 
+    {
+        printf '# Generated by tests/infra/slurm.sh: the hosts of the cluster network.\n'
+        printf '127.0.0.1 localhost\n%s %s\n' "$LOGIN_ADDR" "$LOGIN_NAME"
+        for k in $(node_names); do printf '%s %s\n' "$(node_addr "$k")" "$k"; done
+    } >"$HOSTS.new"
+
+    # host_init.sh HOST COMMAND...: run in new UTS and mount namespaces (a node's
+    # also in its network namespace): become HOST (hostname, /etc/hosts; a node also
+    # gets a private /tmp with this state dir mounted back at its path), then exec
+    # COMMAND. slurmctld runs as the login node so: it binds the address its host
+    # name resolves to (CommunicationParameters=NoInAddrAny), the bridge's.
+    local q
+    q="$(printf '%q' "$STATE")"
+    cat >"$NODE_INIT.new" <<EOF
+#!/bin/bash
+# Generated by tests/infra/slurm.sh: do not edit, it is rewritten on start.
+set -euo pipefail
+node="\$1"
+shift
+hostname "\$node"
+mount --bind $(printf '%q' "$HOSTS") /etc/hosts
+[[ "\$node" != $LOGIN_NAME ]] || exec "\$@"
+exec 8<$q
+mount -t tmpfs -o mode=1777,size=4g "tmp-\$node" /tmp
+case $q in /tmp/*)
+    mkdir -p $q
+    # --no-canonicalize: bind the open directory, not the path (now under the tmpfs).
+    mount --no-canonicalize --bind "/proc/\$\$/fd/8" $q
+    ;;
+esac
+exec 8<&-
+exec "\$@"
+EOF
+    chmod 0755 "$NODE_INIT.new"
+
     CONFIG_CHANGED=0
-    if ! cmp -s "$new" "$CONF"; then CONFIG_CHANGED=1; mv -f "$new" "$CONF"; else rm -f "$new"; fi
+    local f
+    for f in "$CONF" "$HOSTS" "$NODE_INIT"; do
+        if ! cmp -s "$f.new" "$f"; then CONFIG_CHANGED=1; mv -f "$f.new" "$f"; else rm -f "$f.new"; fi
+    done
     if ! cmp -s "$PROLOG.new" "$PROLOG"; then mv -f "$PROLOG.new" "$PROLOG"; else rm -f "$PROLOG.new"; fi
 }
 
@@ -264,7 +331,8 @@ start_munged() {
 start_slurmctld() {
     ctld_ok && return 0
     rm -f "$CTLD_PID"
-    daemon_env slurmctld -f "$CONF" \
+    daemon_env unshare --uts --mount --propagation private -- \
+        "$NODE_INIT" "$LOGIN_NAME" slurmctld -f "$CONF" \
         || { tail -n 30 "$LOG/slurmctld.log" >&2 || true; die "slurmctld failed to start"; }
 }
 
@@ -272,8 +340,100 @@ start_slurmd() {
     local n="$1"
     slurmd_ok "$n" && return 0
     rm -f "$(slurmd_pidfile "$n")"
-    daemon_env slurmd -f "$CONF" -N "$n" \
+    daemon_env nsenter --net="/run/netns/$(node_netns "$n")" \
+        unshare --uts --mount --propagation private -- \
+        "$NODE_INIT" "$n" slurmd -f "$CONF" -N "$n" \
         || { tail -n 30 "$LOG/slurmd-$n.log" >&2 || true; die "slurmd $n failed to start"; }
+}
+
+# ---------------------------------------------------------------- network ---
+# The bridge, and per node a network namespace and a veth pair (see the header).
+bridge_ok() {
+    [[ "$(ip -br -4 addr show dev "$BRIDGE" 2>/dev/null)" == *" $LOGIN_ADDR/24"* ]]
+}
+
+node_net_ok() {
+    local ns
+    ns="$(node_netns "$1")"
+    [[ -e "/run/netns/$ns" ]] \
+        && [[ "$(ip -n "$ns" -br -4 addr show dev "$BRIDGE" 2>/dev/null)" == *" $(node_addr "$1")/24"* ]] \
+        && ip link show dev "$(node_veth "$1")" 2>/dev/null | grep -q "master $BRIDGE .*state UP"
+}
+
+net_ok() {
+    bridge_ok || return 1
+    local n
+    for n in $(node_names); do node_net_ok "$n" || return 1; done
+}
+
+# The subnet must be ours alone: no address of it on any other interface.
+check_subnet_free() {
+    local other
+    other="$(ip -br -4 addr show 2>/dev/null | awk -v net="$SUBNET." -v br="$BRIDGE" \
+        '$1 != br { for (i = 3; i <= NF; i++) if (index($i, net) == 1) print $1 }')"
+    [[ -z "$other" ]] || die "subnet $SUBNET.0/24 is already used by interface(s) $other (pick another CHILTEPIN_SLURM_PORT)"
+}
+
+net_up() {
+    check_subnet_free
+    if ! bridge_ok; then
+        ip link del "$BRIDGE" 2>/dev/null || true
+        ip link add "$BRIDGE" type bridge
+        ip addr add "$LOGIN_ADDR/24" dev "$BRIDGE"
+        ip link set "$BRIDGE" up
+    fi
+    local n ns veth
+    for n in $(node_names); do
+        node_net_ok "$n" && continue
+        ns="$(node_netns "$n")"
+        veth="$(node_veth "$n")"
+        ip link del "$veth" 2>/dev/null || true
+        ip netns del "$ns" 2>/dev/null || true
+        ip netns add "$ns"
+        ip link add "$veth" type veth peer name "${veth}p"
+        ip link set "${veth}p" netns "$ns"
+        ip -n "$ns" link set "${veth}p" name "$BRIDGE"
+        ip -n "$ns" addr add "$(node_addr "$n")/24" dev "$BRIDGE"
+        ip -n "$ns" link set lo up
+        ip -n "$ns" link set "$BRIDGE" up
+        ip link set "$veth" master "$BRIDGE" up
+    done
+    local i
+    for ((i = 0; i < 50; i++)); do net_ok && return 0; sleep 0.1; done
+    die "the cluster network did not come up"
+}
+
+# Every process still in a node's network namespace (jobs, slurmstepd).
+netns_pids() {
+    local n ns
+    for n in $(node_names); do
+        ns="$(node_netns "$n")"
+        [[ -e "/run/netns/$ns" ]] && ip netns pids "$ns" 2>/dev/null
+    done
+    return 0
+}
+
+net_down() {
+    local n ns veth
+    for n in $(node_names); do
+        ns="$(node_netns "$n")"
+        veth="$(node_veth "$n")"
+        ip link del "$veth" 2>/dev/null || true
+        [[ -e "/run/netns/$ns" ]] && ip netns del "$ns"
+    done
+    ip link del "$BRIDGE" 2>/dev/null || true
+    return 0
+}
+
+# Names of what net_up makes that still exist (empty when none).
+net_leftovers() {
+    local n
+    ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' \
+        | grep -E "^(${BRIDGE}|ch${CTLD_PORT}v[0-9]+p?)$" || true
+    for n in $(node_names); do
+        [[ -e "/run/netns/$(node_netns "$n")" ]] && node_netns "$n" && echo
+    done
+    return 0
 }
 
 stop_daemons() {
@@ -291,13 +451,14 @@ stop_daemons() {
     [[ -n "$pid" ]] && proc_alive "$pid" slurmctld && kill_wait slurmctld 10 "$pid"
     pid="$(pidfile_pid "$MUNGE_PID")"
     [[ -n "$pid" ]] && proc_alive "$pid" munged && kill_wait munged 10 "$pid"
-    # Anything else started from this state dir (slurmstepd, lost pid files).
-    mapfile -t pids < <(marked_pids)
+    # Anything else started from this state dir (slurmstepd, lost pid files) or
+    # still running on a node (jobs).
+    mapfile -t pids < <({ marked_pids; netns_pids; } | sort -un)
     if ((${#pids[@]})); then
         log "stopping leftover processes: ${pids[*]}"
         kill -TERM "${pids[@]}" 2>/dev/null || true
         sleep 1
-        mapfile -t pids < <(marked_pids)
+        mapfile -t pids < <({ marked_pids; netns_pids; } | sort -un)
         ((${#pids[@]} == 0)) || kill -KILL "${pids[@]}" 2>/dev/null || true
         sleep 0.2
     fi
@@ -349,7 +510,7 @@ resume_bad_nodes() {
 }
 
 daemons_ok() {
-    munged_ok && ctld_ok || return 1
+    net_ok && munged_ok && ctld_ok || return 1
     local n
     for n in $(node_names); do slurmd_ok "$n" || return 1; done
 }
@@ -360,6 +521,9 @@ healthy() { daemons_ok && nodes_all_up; }
 cmd_env() {
     printf 'export SLURM_CONF=%q\n' "$CONF"
     printf 'export CHILTEPIN_SLURM_STATE=%q\n' "$STATE"
+    # The login node's side of the cluster network (what workers must connect to).
+    printf 'export CHILTEPIN_SLURM_BRIDGE=%q\n' "$BRIDGE"
+    printf 'export CHILTEPIN_SLURM_LOGIN_ADDR=%q\n' "$LOGIN_ADDR"
 }
 
 cmd_status() {
@@ -392,6 +556,7 @@ cmd_start() {
         stop_daemons
     fi
 
+    net_up
     start_munged
     start_slurmctld
     # Nodes started now must register anew: slurmctld recovers saved node
@@ -437,7 +602,7 @@ cmd_start() {
 }
 
 cmd_stop() {
-    [[ -d "$STATE" ]] || return 0
+    [[ -d "$STATE" ]] || { net_down; return 0; }
     exec 9>"$STATE/.lock"
     flock -w 300 9 || die "could not lock $STATE/.lock"
 
@@ -455,9 +620,12 @@ cmd_stop() {
         fi
     fi
     stop_daemons
+    net_down
     local left
     left="$(marked_pids)"
     [[ -z "$left" ]] || die "processes still running after stop: $left"
+    left="$(net_leftovers)"
+    [[ -z "$left" ]] || die "network left after stop: $left"
     return 0
 }
 

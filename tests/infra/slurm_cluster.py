@@ -11,8 +11,10 @@ Stdlib only, so pytest fixtures (or anything else) can import it::
     slurm_cluster.stop()
 
 The state directory is ``$CHILTEPIN_SLURM_STATE`` (default ``/tmp/chiltepin-slurm``).
-Nodes ``node1``..``node4`` (4 CPUs each); partitions ``service``, ``compute``
-(default) and ``debug`` share them.
+Nodes ``node1``..``node4`` (4 CPUs each) are separate hosts: each in its own network,
+UTS and mount namespace (private ``/tmp``), reaching this machine (the login node) only
+at ``$CHILTEPIN_SLURM_LOGIN_ADDR`` on the bridge ``$CHILTEPIN_SLURM_BRIDGE`` (both in
+:func:`env`). Partitions ``service``, ``compute`` (default) and ``debug`` share them.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ def _run(command: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 def env() -> dict[str, str]:
-    """The variables clients need (``SLURM_CONF``, ``CHILTEPIN_SLURM_STATE``)."""
+    """The variables clients need (``SLURM_CONF``, ``CHILTEPIN_SLURM_STATE``), and the
+    login node's side of the cluster network (``CHILTEPIN_SLURM_BRIDGE``,
+    ``CHILTEPIN_SLURM_LOGIN_ADDR``)."""
     out: dict[str, str] = {}
     for line in _run("env", timeout=30).stdout.splitlines():
         words = shlex.split(line)
@@ -77,7 +81,8 @@ def start(timeout: float = 900) -> dict[str, str]:
 
 
 def stop(timeout: float = 120) -> None:
-    """Cancel every job and stop every daemon of the cluster. Idempotent."""
+    """Cancel every job, stop every daemon of the cluster and remove its network
+    namespaces, veths and bridge. Idempotent."""
     _run("stop", timeout=timeout)
 
 

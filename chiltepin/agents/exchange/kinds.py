@@ -49,12 +49,31 @@ class EmbeddedKind(_AcademyHttp):
     (unless ``insecure: true``); clients get both from :meth:`EmbeddedExchange.client_settings`."""
 
     name = "embedded"
-    keys = frozenset({"host", "port", "insecure"})
+    keys = frozenset({"host", "port", "insecure", "interface"})
     owned = True
 
     def check(self, settings: Any) -> None:
         check_host(settings.host)
         check_port(settings.port, free=True)
+        if settings.interface is not None and "host" in settings.model_fields_set:
+            raise _KeyProblem(
+                "interface",
+                "give 'host' or 'interface', not both",
+                "an interface stands for its address on the host that runs the exchange",
+            )
+
+    def bind_address(self, settings: Any) -> str:
+        """Where the server listens and what it advertises: ``host``, or the address of
+        ``interface`` on this host (which agents on other hosts reach)."""
+        if settings.interface is None:
+            return settings.host
+        from chiltepin.config.network import interface_address
+        from chiltepin.errors import ConfigError
+
+        return interface_address(
+            settings.interface,
+            lambda message, key, hint: ConfigError(message, key=f"exchange.{key}", hint=hint),
+        )
 
     def factory_arguments(
         self, settings: Any, url: str | None
@@ -71,7 +90,7 @@ class EmbeddedKind(_AcademyHttp):
         from chiltepin.agents.exchange.server import EmbeddedExchange
 
         return EmbeddedExchange(
-            host=settings.host,
+            host=self.bind_address(settings),
             port=settings.port or 0,
             insecure=settings.insecure,
             directory=directory,

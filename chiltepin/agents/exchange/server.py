@@ -210,10 +210,26 @@ class EmbeddedExchange:
 
 
 def _advertised(host: str) -> str:
-    # A wildcard bind is reached through this host's name.
+    # A wildcard bind is reached through this host's name, unless that name resolves to
+    # loopback (agents on other hosts would then call themselves): then an address of
+    # this host that is not loopback.
     if host in ("0.0.0.0", "::", ""):
-        return socket.getfqdn()
+        name = socket.getfqdn()
+        try:
+            resolved = {info[4][0] for info in socket.getaddrinfo(name, None)}
+        except OSError:
+            resolved = set()
+        if resolved and not all(is_loopback(a) for a in resolved):
+            return name
+        host = _non_loopback_address() or name
     return f"[{host}]" if ":" in host else host
+
+
+def _non_loopback_address() -> str | None:
+    """This host's first IPv4 address that is not loopback (in the interfaces' order)."""
+    from chiltepin.config.network import interface_addresses
+
+    return next((a for a in interface_addresses().values() if not is_loopback(a)), None)
 
 
 def _child_env() -> dict[str, str]:

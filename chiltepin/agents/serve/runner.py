@@ -107,9 +107,7 @@ async def run_service(service: AgentService) -> None:
         )
         agent.build_behaviour()  # the user's __init__ first: nothing is registered if it fails
         url = None
-        server = get_kind(service.exchange.kind).server(
-            service.exchange, exchange_dir(service.name)
-        )
+        server = _exchange_server(service)
         access = None
         if server is not None:
             url = await server.astart()
@@ -331,3 +329,18 @@ class _StopRequest:
         self.requested = True
         if self.runtime is not None:
             self.runtime.signal_shutdown(expected=True)
+
+
+def _exchange_server(service: Any) -> Any:
+    """The embedded exchange's server (None for other kinds); a bad ``exchange.interface``
+    names the file that set it (this service file, or its site's profile)."""
+    try:
+        return get_kind(service.exchange.kind).server(service.exchange, exchange_dir(service.name))
+    except ConfigError as exc:
+        if exc.source is not None:
+            raise
+        if service.config.exchange is not None:
+            where = {"source": str(service.path)}
+        else:
+            where = {"entry": service.config.site, "entry_kind": "site"}
+        raise ConfigError(exc.reason, key=exc.key, hint=exc.hint, **where) from None
