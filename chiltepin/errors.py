@@ -139,3 +139,26 @@ class PullError(ChiltepinError):
     """Pulling an image failed (registry unreachable, image missing, runtime error)."""
 
     exit_code = 1
+
+
+class SchedulerUnavailable(ChiltepinError, RuntimeError):
+    """The batch scheduler's commands cannot be run or fail (not on a login node, the
+    controller is down), so resources cannot be checked against it."""
+
+    exit_code = 1
+
+
+class PreflightError(ChiltepinError, ValueError):
+    """Resources do not fit what the live scheduler reports (checked before submitting).
+
+    ``problems``: one :class:`ConfigError` per problem (file, executor, key and the
+    values the scheduler reported); the message is the first, with how many follow.
+    """
+
+    def __init__(self, problems: Iterable[ConfigError]) -> None:
+        self.problems = list(problems)
+        first = str(self.problems[0]) if self.problems else "preflight failed"
+        more = len(self.problems) - 1
+        if more:
+            first += f" (and {more} more; 'chiltepin site check' lists each)"
+        super().__init__(first)

@@ -232,6 +232,11 @@ class Resource(_Strict):
     gpus_per_node: PositiveInt | None = None
     scheduler_options: str | None = None
     retries: NonNegativeInt = 0
+    preflight: bool = Field(
+        default=True,
+        description="Check partition, limits, account and QOS against the live scheduler "
+        "when a workflow starts (false: skip)",
+    )
     container: ContainerSettings | None = None
 
     @model_validator(mode="before")

@@ -118,7 +118,10 @@ class WorkflowSource:
             name: Where.of(site.name, name, resolved[name][1] if name in resolved else {})
             for name in resources
         }
-        return ResolvedResources(self, resources, origins, exchange=site.exchange)
+        provenance = {name: resolved[name][1] for name in resources if name in resolved}
+        return ResolvedResources(
+            self, resources, origins, exchange=site.exchange, provenance=provenance
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +134,11 @@ class ResolvedResources:
     origins: dict[str, Where]
     #: The site profile's exchange settings (None for a resource configuration).
     exchange: ExchangeSettings | None = None
+    #: Per site executor: where each key's value came from, (label, file, line) by key
+    #: (see ``Site.resolve``); empty for a resource configuration.
+    provenance: dict[str, dict[str, tuple[str, str | None, int | None]]] = dataclasses.field(
+        default_factory=dict
+    )
 
     @property
     def site(self) -> str | None:
