@@ -152,6 +152,11 @@ class WorkerLostError(ChiltepinError, RuntimeError):
     """A task's worker pool (or its node, or its scheduler job) was lost while it ran; the
     message names the executor, node, job id and cause. ``__cause__``: Parsl's error."""
 
+
+class SchedulerUnavailable(ChiltepinError, RuntimeError):
+    """The batch scheduler's commands cannot be run or fail (not on a login node, the
+    controller is down), so resources cannot be checked against it."""
+
     exit_code = 1
 
 
@@ -163,3 +168,19 @@ class Interrupted(SystemExit, KeyboardInterrupt):
     """The driver got SIGINT or SIGTERM: the workflow was cleaned up, and the process
     exits with ``code`` (130 or 143) and no traceback. Still a KeyboardInterrupt, so
     ``except KeyboardInterrupt`` keeps working."""
+
+
+class PreflightError(ChiltepinError, ValueError):
+    """Resources do not fit what the live scheduler reports (checked before submitting).
+
+    ``problems``: one :class:`ConfigError` per problem (file, executor, key and the
+    values the scheduler reported); the message is the first, with how many follow.
+    """
+
+    def __init__(self, problems: Iterable[ConfigError]) -> None:
+        self.problems = list(problems)
+        first = str(self.problems[0]) if self.problems else "preflight failed"
+        more = len(self.problems) - 1
+        if more:
+            first += f" (and {more} more; 'chiltepin site check' lists each)"
+        super().__init__(first)

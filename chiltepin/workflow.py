@@ -201,6 +201,9 @@ class Workflow:
 
         if self.dfk is not None:
             raise RuntimeError("Workflow already started. Call cleanup() first.")
+        from chiltepin.preflight import preflight
+
+        preflight(self.resolved, self._executor_names)  # against the live scheduler
         from chiltepin.containers.wiring import ContainerPlan
 
         # Validates every container (runtime command, image, binds) before anything starts.

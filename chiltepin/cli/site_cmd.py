@@ -32,6 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     ).completer = site_names  # type: ignore[attr-defined]
     validate.set_defaults(handler=_validate)
 
+    check = cmds.add_parser(
+        "check", help="check a site's executors against the live scheduler (preflight)"
+    )
+    check.add_argument("name").completer = site_names  # type: ignore[attr-defined]
+    check.add_argument(
+        "--executor",
+        action="append",
+        metavar="E",
+        help="check only this executor (repeatable; default: every executor)",
+    )
+    _json_option(check)
+    check.set_defaults(handler=_check)
+
     cmds.add_parser("detect", help="which site profile matches this host").set_defaults(
         handler=_detect
     )
@@ -144,6 +157,52 @@ def _validate(args: argparse.Namespace) -> int:
         site = registry.load(name)
         print(f"{name}: valid ({', '.join(site.executor_names)})")
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import sys
+
+    from chiltepin.config.resources import LOCAL_NAME
+    from chiltepin.config.source import WorkflowSource
+    from chiltepin.preflight import check
+
+    resolved = WorkflowSource(site=args.name, include=args.executor).resolve()
+    names = args.executor or [n for n in resolved.resources if n != LOCAL_NAME]
+    found = check(resolved, names)
+    failed = any(found.values())
+    if args.json:
+        from chiltepin.cli.output import print_json
+
+        print_json(
+            {
+                "site": args.name,
+                "ok": not failed,
+                "executors": {
+                    name: {
+                        "scheduler": getattr(resolved.resources[name], "provider", None),
+                        "ok": not errors,
+                        "problems": [
+                            {
+                                "key": e.key,
+                                "message": e.reason,
+                                "file": e.source,
+                                "line": e.line,
+                                "hint": e.hint,
+                            }
+                            for e in errors
+                        ],
+                    }
+                    for name, errors in found.items()
+                },
+            }
+        )
+        return 2 if failed else 0
+    for name, errors in found.items():
+        for error in errors:
+            print(f"chiltepin: error: {error}", file=sys.stderr)
+        if not errors:
+            print(f"{name}: ok")
+    return 2 if failed else 0
 
 
 def _detect(args: argparse.Namespace) -> int:

@@ -285,6 +285,11 @@ class Resource(_Strict):
         max_length=2,
         description="[low, high]: the ports the interchange may listen on for workers",
     )
+    preflight: bool = Field(
+        default=True,
+        description="Check partition, limits, account and QOS against the live scheduler "
+        "when a workflow starts (false: skip)",
+    )
     container: ContainerSettings | None = None
 
     @model_validator(mode="before")

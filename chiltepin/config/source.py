@@ -119,8 +119,14 @@ class WorkflowSource:
             name: Where.of(site.name, name, resolved[name][1] if name in resolved else {})
             for name in resources
         }
+        provenance = {name: resolved[name][1] for name in resources if name in resolved}
         return ResolvedResources(
-            self, resources, origins, exchange=site.exchange, run_dirs=site.profile.run_dirs
+            self,
+            resources,
+            origins,
+            exchange=site.exchange,
+            run_dirs=site.profile.run_dirs,
+            provenance=provenance,
         )
 
 
@@ -136,6 +142,11 @@ class ResolvedResources:
     exchange: ExchangeSettings | None = None
     #: Who may read the run directory: "private" (0700/0600) or "group" (0750/0640).
     run_dirs: str = "private"
+    #: Per site executor: where each key's value came from, (label, file, line) by key
+    #: (see ``Site.resolve``); empty for a resource configuration.
+    provenance: dict[str, dict[str, tuple[str, str | None, int | None]]] = dataclasses.field(
+        default_factory=dict
+    )
 
     @property
     def site(self) -> str | None:

@@ -11,7 +11,7 @@ a scheduler is one class here plus :func:`register`. Nothing here imports Parsl.
 from __future__ import annotations
 
 from chiltepin.errors import ConfigError, did_you_mean
-from chiltepin.schedulers.base import BatchScheduler, Options, Scheduler, Setting
+from chiltepin.schedulers.base import BatchScheduler, JobInfo, Options, Problem, Scheduler, Setting
 from chiltepin.schedulers.localhost import LocalhostScheduler
 from chiltepin.schedulers.pbspro import PBSProScheduler
 from chiltepin.schedulers.slurm import SlurmScheduler
@@ -53,9 +53,11 @@ def schedulers_taking(key: str) -> list[str]:
 __all__ = [
     "SCHEDULERS",
     "BatchScheduler",
+    "JobInfo",
     "LocalhostScheduler",
     "Options",
     "PBSProScheduler",
+    "Problem",
     "Scheduler",
     "Setting",
     "SlurmScheduler",

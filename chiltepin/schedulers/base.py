@@ -10,7 +10,7 @@ lets users override. Parsl is imported only inside methods.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -36,6 +36,28 @@ class Setting:
     key: str
     value: Any
     option: str | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way a resource does not fit what the live scheduler reports.
+
+    ``key``: the resource key at fault; ``valid``: the values the scheduler reported
+    that would fit (shown to the user as the hint).
+    """
+
+    key: str
+    message: str
+    valid: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What the scheduler says about one job now: its state and, if pending, why."""
+
+    job_id: str
+    state: str
+    reason: str | None = None
 
 
 class Scheduler(ABC):
@@ -108,12 +130,26 @@ class Scheduler(ABC):
         # Workers on this machine reach the interchange on loopback; skip address probing.
         return {"address": "127.0.0.1"} if self.local else {}
 
+    # ------------------------------------------------------------- live scheduler
+
+    def preflight(self, resources: Mapping[str, Resource]) -> dict[str, list[Problem]]:
+        """Check ``resources`` (by executor name) against the live scheduler before
+        anything is submitted: the problems found, by executor. The default checks
+        nothing; raises :class:`~chiltepin.errors.SchedulerUnavailable` when the
+        scheduler cannot be asked."""
+        return {}
+
+    def jobs(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
+        """The scheduler's view of ``job_ids`` (state and pending reason), by job id;
+        jobs it does not report are left out. The default reports none."""
+        return {}
+
 
 class BatchScheduler(Scheduler):
     """A batch system: jobs have an account, a queue, a walltime and node counts."""
 
     keys: ClassVar[frozenset[str]] = frozenset(
-        {"account", "queue", "walltime", "scheduler_options", "gpus_per_node"}
+        {"account", "queue", "walltime", "scheduler_options", "gpus_per_node", "preflight"}
     )
 
     def batch_settings(self, res: Resource) -> list[Setting]:

@@ -38,6 +38,9 @@
 #     (the checkout, the venv, /var/tmp, ...); this state directory is mounted
 #     back at its path when it is under /tmp.
 # Partitions service, compute (default) and debug share the nodes.
+# Accounting (slurmdbd + MariaDB, accounts, users, QOS): tests/infra/slurm_accounting.sh.
+# Partitions with limits, for the preflight tests: short (node[1-2], MaxTime 00:05:00,
+# MaxNodes 1) and maint (node4, State=DOWN).
 set -euo pipefail
 
 STATE="${CHILTEPIN_SLURM_STATE:-/tmp/chiltepin-slurm}"
@@ -69,6 +72,9 @@ LOGIN_ADDR="$SUBNET.1"
 LOGIN_NAME=login
 BRIDGE="ch${CTLD_PORT}br"
 NETNS_PREFIX="chiltepin${CTLD_PORT}-"
+
+# shellcheck source=tests/infra/slurm_accounting.sh
+source "$(dirname "${BASH_SOURCE[0]}")/slurm_accounting.sh"
 
 log() { printf 'slurm.sh: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -155,8 +161,7 @@ SlurmdParameters=config_overrides
 ReturnToService=2
 MpiDefault=pmix
 SwitchType=switch/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+$(accounting_slurm_conf)
 JobCompType=jobcomp/none
 MailProg=/bin/true
 StateSaveLocation=$STATE/state
@@ -185,6 +190,9 @@ EOF
             printf 'PartitionName=%s Nodes=%s Default=%s DefaultTime=01:00:00 MaxTime=7-00:00:00 State=UP\n' \
                 "$p" "$NODES" "$def"
         done
+        # Partitions with limits (preflight tests).
+        echo "PartitionName=short Nodes=node[1-2] Default=NO DefaultTime=00:05:00 MaxTime=00:05:00 MaxNodes=1 State=UP"
+        echo "PartitionName=maint Nodes=node$NNODES Default=NO MaxTime=01:00:00 State=DOWN"
     } >"$new"
 
     cat >"$PROLOG.new" <<EOF
@@ -449,6 +457,7 @@ stop_daemons() {
     kill_wait slurmd "$wait" "${pids[@]}"
     pid="$(pidfile_pid "$CTLD_PID")"
     [[ -n "$pid" ]] && proc_alive "$pid" slurmctld && kill_wait slurmctld 10 "$pid"
+    stop_accounting
     pid="$(pidfile_pid "$MUNGE_PID")"
     [[ -n "$pid" ]] && proc_alive "$pid" munged && kill_wait munged 10 "$pid"
     # Anything else started from this state dir (slurmstepd, lost pid files) or
@@ -511,6 +520,7 @@ resume_bad_nodes() {
 
 daemons_ok() {
     net_ok && munged_ok && ctld_ok || return 1
+    accounting_ok || return 1
     local n
     for n in $(node_names); do slurmd_ok "$n" || return 1; done
 }
@@ -558,6 +568,7 @@ cmd_start() {
 
     net_up
     start_munged
+    start_accounting
     start_slurmctld
     # Nodes started now must register anew: slurmctld recovers saved node
     # states, so "idle" alone could be a stale state from a previous run.

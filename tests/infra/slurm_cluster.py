@@ -31,6 +31,15 @@ NODES = ("node1", "node2", "node3", "node4")
 CPUS_PER_NODE = 4
 PARTITIONS = ("service", "compute", "debug")
 DEFAULT_PARTITION = "compute"
+#: Partitions with limits (tests/infra/slurm.sh): short (node1-2, MaxTime 00:05:00,
+#: MaxNodes 1) and maint (node4, down).
+LIMITED_PARTITIONS = ("short", "maint")
+#: Accounting (tests/infra/slurm_accounting.sh): accounts and QOS the users running the
+#: tests (root and the current user) are associated with, and ones they are not.
+USER_ACCOUNTS = ("chiltepin", "science")
+OTHER_ACCOUNTS = ("other",)
+USER_QOS = ("normal", "high")
+OTHER_QOS = ("restricted",)
 
 
 class SlurmClusterError(RuntimeError):
