@@ -17,7 +17,7 @@ from helpers import processes as P
 from helpers.agents import launched
 
 from chiltepin import AgentSystem, Workflow
-from chiltepin.errors import ActionFailed
+from chiltepin.errors import ActionFailed, ActionTimeout
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -36,8 +36,10 @@ MANAGER_CONFIG = {
 def workflow(tmp_path_factory, slurm_cluster):
     root = tmp_path_factory.mktemp("fault-agents")
     workflow = Workflow(MANAGER_CONFIG, include=["service"], run_dir=root / "manager-run")
-    workflow.start()
+    dfk = workflow.start()
     try:
+        # The pool is up before any test's leftover check counts processes.
+        assert P.wait_for(dfk.executors["service"].connected_managers, timeout=60)
         yield workflow
     finally:
         workflow.cleanup()
@@ -62,3 +64,16 @@ async def test_refused_submission_reaches_the_caller_with_the_scheduler_message(
     print(f"\nrefused submission reached the caller after {seen:.1f} s: {message[:300]}")
     assert "invalid partition" in message.lower(), message
     assert "Serializ" not in message, message
+
+
+async def test_action_timeout_per_handle(manager, slurm):
+    config = {"compute": faults.slurm_resource()}
+    async with launched(manager, S.Probe, agent_workflow_config=config) as probe:
+        assert probe.action_timeout == 3600.0  # the default: no call waits forever
+        start = time.monotonic()
+        with pytest.raises(ActionTimeout) as caught:
+            await probe.with_timeout(1.0).slow_sync(30.0)
+        waited = time.monotonic() - start
+        assert await probe.with_timeout(60).ticks_now() >= 0  # the agent still answers
+    print(f"\naction timed out after {waited:.1f} s: {caught.value}")
+    assert "slow_sync" in str(caught.value) and "1 s" in str(caught.value)
