@@ -119,6 +119,11 @@ class ActionFailed(ServiceError):
     """An agent's action raised; the message is the action's error."""
 
 
+class ActionTimeout(ServiceError, TimeoutError):
+    """An agent's action did not finish within its timeout (the message says how to
+    allow more)."""
+
+
 class AgentFailedError(ChiltepinError, RuntimeError):
     """An agent stopped with an error (for example, its workflow failed to start).
 

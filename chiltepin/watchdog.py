@@ -337,9 +337,14 @@ def _watch(target: int, owner: int, owner_created: float | None, run_dir: Path) 
     ledger = Ledger(run_dir, owner=owner, owner_created=owner_created)
     with contextlib.suppress(OSError):
         ledger.interchange(target)
+    # SIGTERM: the owner's job is ending (Slurm signals every process of a cancelled
+    # job, a pool's guard its leftovers): do what the owner's death calls for, now.
+    told: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: told.append(signum))
     while alive(target, target_created):
-        if not alive(owner, owner_created):
-            _log(run_dir, f"driver {owner} is gone: stopping interchange {target}")
+        if told or not alive(owner, owner_created):
+            why = "was told to stop" if told else "is gone"
+            _log(run_dir, f"driver {owner} {why}: stopping interchange {target}")
             stop_process(target, target_created)
             jobs = open_jobs(read_entries(run_dir), owner=owner)
             if jobs:

@@ -29,6 +29,7 @@ from chiltepin.agents._definition import (
     is_chiltepin_agent,
     role_of,
 )
+from chiltepin.agents.errors import reported
 from chiltepin.agents.spec import AgentWorkflowSpec
 from chiltepin.config.source import WorkflowSource
 from chiltepin.tasks import TaskFunction
@@ -390,6 +391,7 @@ def _make_action(name: str, kind: str, func: Any, owner_qualname: str, module: s
                 return await _settle(await self.agent_run_sync(method, *args, **kwargs))
 
     source = func.func if isinstance(func, TaskFunction) else func
+    call = reported(call)  # a Parsl error that cannot be pickled still reaches the caller
     _describe(call, name, source, owner_qualname, module)
     call = action(call, allow_protected_name=True)
     call.__wrapped__ = source  # signature, docs and type hints of the user's method

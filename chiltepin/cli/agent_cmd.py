@@ -67,7 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     call.add_argument("--args", default="[]", metavar="JSON", help="positional args, a JSON list")
     call.add_argument("--kwargs", default="{}", metavar="JSON", help="keyword args, a JSON object")
     call.add_argument(
-        "--timeout", type=positive_seconds, default=None, help="seconds to wait for it"
+        "--timeout",
+        type=positive_seconds,
+        default=None,
+        help="seconds to wait for it (default 3600, or $CHILTEPIN_ACTION_TIMEOUT)",
     )
     _exchange_options(call)
     call.set_defaults(handler=_call)

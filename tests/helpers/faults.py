@@ -77,6 +77,16 @@ def wait_no_jobs(timeout: float = 60.0) -> float | None:
     return time.monotonic() - start
 
 
+def wait_job_gone(job: str, timeout: float = 60.0) -> float | None:
+    """Seconds until ``job`` leaves the queue (None if it does not within ``timeout``)."""
+    start = time.monotonic()
+    while job in jobs():
+        if time.monotonic() - start > timeout:
+            return None
+        time.sleep(0.25)
+    return time.monotonic() - start
+
+
 def start_driver(config: dict, run_dir: Path, mode: str, **popen: Any) -> subprocess.Popen:
     """``python -m helpers.faults CONFIG RUN_DIR MODE`` (see :func:`main`)."""
     return subprocess.Popen(

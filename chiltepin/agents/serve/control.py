@@ -39,7 +39,13 @@ from chiltepin.agents.serve.state import (
     state_path,
 )
 from chiltepin.config.schema import ExchangeSettings
-from chiltepin.errors import ActionFailed, ConfigError, ServiceError, did_you_mean
+from chiltepin.errors import (
+    ActionFailed,
+    ActionTimeout,
+    ConfigError,
+    ServiceError,
+    did_you_mean,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -225,14 +231,21 @@ async def call_action(
         if action not in target.state.actions:
             raise unknown_action(target, action, target.state.actions)
         add_python_path(target.state.python_path)  # for results of the service's own types
+    from chiltepin.agents.handle import default_action_timeout
+
     check_process(target)
+    if timeout is None:
+        timeout = default_action_timeout()
     async with connected(target) as client:
         await _check_reachable(client, target)
         handle = Handle(target.agent_id)
         try:
             return await asyncio.wait_for(handle.action(action, *args, **kwargs), timeout)
         except asyncio.TimeoutError:
-            raise ServiceError(f"{target.label} did not answer within {timeout:g} s") from None
+            raise ActionTimeout(
+                f"{target.label}: action '{action}' did not finish within {timeout:g} s "
+                "(hint: --timeout SECONDS)"
+            ) from None
         except MailboxTerminatedError:
             raise ServiceError(f"{target.label} has shut down") from None
         except AttributeError as exc:
