@@ -20,6 +20,7 @@ BENCHMARKS = {
     "startup": ("bench_startup", ["--repeat", "5"]),
     "tasks": ("bench_tasks", ["--tasks", "300", "--rounds", "3"]),
     "slurm": ("bench_slurm", ["--tasks", "100", "--rounds", "1"]),
+    "encryption": ("bench_encryption", ["--tasks", "200", "--rounds", "1"]),
     "containers": ("bench_containers", ["--tasks", "100", "--rounds", "1"]),
     "agents": ("bench_agents", ["--calls", "200"]),
 }

@@ -179,6 +179,39 @@ def test_launch_call_discover_and_shutdown_on_an_http_exchange(
 
 
 @pytest.mark.redis
+def test_a_service_with_an_embedded_exchange_beyond_loopback_is_driven_with_its_token(
+    tmp_path, state_home, services
+):
+    from helpers.infra import login_address
+
+    config = write_service(
+        tmp_path / "counter.yaml",
+        name="counter-tls",
+        agent_workflow_config=COMPUTE,
+        agent_workflow_run_dir="run",
+        exchange={"kind": "embedded", "host": login_address()},
+    )
+    agent_id = ok("launch", str(config)).strip()
+    state = read_state_file(state_home, "counter-tls")
+    url = state["exchange_url"]
+    assert url.startswith(f"https://{login_address()}:")
+    token = Path(state["exchange_access"]["token_file"])
+    assert token.parent == state_home / "counter-tls.exchange"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert token.read_text().strip() not in json.dumps(state)  # a path, not the token
+
+    # the CLI reads the token and certificate beside the state file
+    assert ok("call", "counter-tls", "increment", "--args", "[2]") == "2\n"
+    assert ok("call", agent_id[:8], "increment") == "3\n"
+    # the bare URL is not enough
+    refused = one_line_error(cli("list", "--exchange", url), 2)
+    assert "no authentication" in refused and "token_file" in refused
+
+    assert "stopped agent service 'counter-tls'" in ok("shutdown", "counter-tls")
+    assert_all_gone(tmp_path, state["pid"])
+    assert not token.parent.exists()
+
+
 def test_serve_in_the_foreground_on_redis_until_sigterm(tmp_path, state_home, services, redis_port):
     from chiltepin.agents.exchange import build_factory
     from chiltepin.config.schema import ExchangeSettings

@@ -204,3 +204,12 @@ def test_an_http_exchange_with_token_file_and_ca_file_reaches_a_secured_server()
             asyncio.run(run(exchange_settings(settings)))  # the system CAs do not know it
         asyncio.run(run(exchange_settings({**settings, "ca_file": str(server.cert_file)})))
     assert os.environ.get("CHILTEPIN_EXCHANGE_TOKEN") is None  # nothing went through the env
+
+
+def test_the_cli_refuses_an_exchange_url_beyond_loopback_without_a_token():
+    from helpers.cli import one_line_error, run
+
+    with EmbeddedExchange(host=login_address()) as server:
+        line = one_line_error(run("agent", "list", "--exchange", server.url), 2)
+    assert "is reachable beyond this host's loopback and has no authentication" in line
+    assert "key 'token_file'" in line

@@ -15,7 +15,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 from academy.agent import Agent, action
 from academy.manager import Manager
 from helpers import tasks as ts
@@ -216,8 +215,18 @@ def _state() -> ServiceState:
     )
 
 
-@pytest.mark.parametrize("mode", [0o700])
-def test_endpoint_dirs_are_private(mode):
-    from chiltepin.endpoint.writer import DIR_MODE, FILE_MODE
+def test_another_user_cannot_read_your_endpoint_directories(other_user, shared_dir, monkeypatch):
+    from chiltepin.endpoint.writer import configure
 
-    assert DIR_MODE == mode and FILE_MODE == 0o600
+    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", str(shared_dir / "gc"))
+    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_ID", raising=False)
+    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_SECRET", raising=False)
+    (shared_dir / "gc").mkdir(mode=0o755)  # as a shared home would let others enter it
+    endpoint = configure("tc-private", "testcluster").path
+    files = [p for p in endpoint.rglob("*") if p.is_file()]
+    assert files
+    for path in [endpoint, *files]:
+        assert not readable_by_other(path), path
+    endpoint.chmod(0o755)  # control: once the directory is opened, a 0644 file would show
+    files[0].chmod(0o644)
+    assert readable_by_other(files[0])

@@ -163,6 +163,8 @@ async def connected(target: Target, *, timeout: float = 30.0) -> AsyncIterator[A
     try:
         factory = await asyncio.to_thread(target.create_factory)
         client = await asyncio.wait_for(factory.create_user_client(name=CLIENT_NAME), timeout)
+    except ConfigError:
+        raise  # e.g. an unauthenticated exchange refused: the user's input (exit status 2)
     except Exception as exc:  # noqa: BLE001 - any failure to connect is reported as one
         raise ServiceError(
             f"cannot reach the exchange {label}: {type(exc).__name__}: {mask_url(str(exc))}"
