@@ -106,6 +106,7 @@ class Workflow:
         self.run_id = uuid.uuid4().hex[:12]
         self._containers: Any = None
         self._log_handler: _LogHandler | None = None
+        self._monitor: Any = None  # chiltepin.runs.RunMonitor: feedback, status file
 
     @property
     def executor_names(self) -> list[str]:
@@ -170,6 +171,9 @@ class Workflow:
             raise
         _SELECTED[self.dfk] = self.executor_names
         _DEFERRED[self.dfk] = reserve
+        from chiltepin.runs import RunMonitor
+
+        self._monitor = RunMonitor.start_for(self)
         parsl_logger = logging.getLogger("parsl")
         # Parsl logs to its own file (run_dir/.../parsl.log or log_file); keep its
         # debug flood out of the application's handlers.
@@ -199,7 +203,7 @@ class Workflow:
                 failures.append(exc)
             finally:
                 _forget_loaded(dfk)
-        for step in (self._cleanup_containers, self._remove_log_handler):
+        for step in (self._stop_monitor, self._cleanup_containers, self._remove_log_handler):
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - reported below, after every step
@@ -223,6 +227,11 @@ class Workflow:
         plan, self._containers = self._containers, None
         if plan is not None:
             plan.cleanup()
+
+    def _stop_monitor(self) -> None:
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            monitor.stop()
 
     def _remove_log_handler(self) -> None:
         handler, self._log_handler = self._log_handler, None
