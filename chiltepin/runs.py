@@ -174,7 +174,10 @@ class RunMonitor:
                 self._handler = None
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.period):
+        polls = 0
+        # Quick looks at first (workers of a local or idle cluster connect in seconds).
+        while not self._stop.wait(self.period if polls >= 10 else min(self.period, 0.5)):
+            polls += 1
             try:
                 self.poll()
             except Exception:  # noqa: BLE001 - feedback must never break the run

@@ -90,13 +90,25 @@ def test_a_dead_runs_entry_is_pruned(state_home, tmp_path):
     """A run whose process is gone (killed) is left out and its entry removed."""
     directory = runs_dir()
     directory.mkdir(parents=True)
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     import socket
 
     entry = directory / "dead.json"
-    entry.write_text(json.dumps({"run_dir": str(tmp_path), "status_file": str(tmp_path / "s"),
-                                 "pid": int(proc.stdout), "host": socket.gethostname()}))
+    entry.write_text(
+        json.dumps(
+            {
+                "run_dir": str(tmp_path),
+                "status_file": str(tmp_path / "s"),
+                "pid": int(proc.stdout),
+                "host": socket.gethostname(),
+            }
+        )
+    )
     assert running_runs() == []
     assert not entry.exists()
     out = cli("status")
@@ -104,13 +116,17 @@ def test_a_dead_runs_entry_is_pruned(state_home, tmp_path):
 
 
 def test_the_example_shows_block_feedback(state_home, no_leftovers):
-    """examples/hello_workflow.py prints each block's life on stderr (local executor)."""
+    """examples/hello_workflow.py prints its block's life on stderr (local executor; how
+    many phases a run this short shows depends on timing: only the ends are asserted)."""
     from helpers.infra import REPO
 
     out = subprocess.run(
         [sys.executable, str(REPO / "examples" / "hello_workflow.py")],
-        capture_output=True, text=True, timeout=300, cwd=state_home.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=state_home.parent,
     )
     assert out.returncode == 0, out.stderr
     assert "chiltepin: local: block 0 submitted to localhost as job" in out.stderr
-    assert "workers connected" in out.stderr
+    assert "local: block 0 (job " in out.stderr and ") finished" in out.stderr
