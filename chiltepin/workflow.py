@@ -177,6 +177,7 @@ class Workflow:
         #: Seconds the DataFlowKernel's cleanup may take before its interchanges are
         #: killed and its jobs cancelled directly.
         self.cleanup_timeout = CLEANUP_TIMEOUT
+        self._monitor: Any = None  # chiltepin.runs.RunMonitor: feedback, status file
 
     @property
     def executor_names(self) -> list[str]:
@@ -250,6 +251,9 @@ class Workflow:
         _SELECTED[self.dfk] = self.executor_names
         _DEFERRED[self.dfk] = reserve
         self._signals = _StopSignals.install()
+        from chiltepin.runs import RunMonitor
+
+        self._monitor = RunMonitor.start_for(self)
         parsl_logger = logging.getLogger("parsl")
         # Parsl logs to its own file (run_dir/.../parsl.log or log_file); keep its
         # debug flood out of the application's handlers.
@@ -281,7 +285,12 @@ class Workflow:
                 failures.append(exc)
             finally:
                 _forget_loaded(dfk)
-        steps = (self._cancel_left_jobs, self._cleanup_containers, self._remove_log_handler)
+        steps = (
+            self._stop_monitor,
+            self._cancel_left_jobs,
+            self._cleanup_containers,
+            self._remove_log_handler,
+        )
         for step in steps:
             try:
                 step()
@@ -319,6 +328,11 @@ class Workflow:
         plan, self._containers = self._containers, None
         if plan is not None:
             plan.cleanup()
+
+    def _stop_monitor(self) -> None:
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            monitor.stop()
 
     def _remove_log_handler(self) -> None:
         handler, self._log_handler = self._log_handler, None

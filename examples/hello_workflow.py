@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from chiltepin import Workflow
+from chiltepin.runs import show_progress
 from chiltepin.tasks import bash_task, join_task, python_task
 
 
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--site", help="site profile (default: the built-in local resource)")
     parser.add_argument("--executor", default="local", help="resource to run tasks on")
     args = parser.parse_args()
+    show_progress()  # each block's life (submitted, pending and why, running...) on stderr
     out = Path(tempfile.mkdtemp(prefix="chiltepin-hello-")) / "host.txt"
     with Workflow(site=args.site, include=[args.executor]):
         print("sum of squares 0..9 =", sum_of_squares(10).result())

@@ -288,7 +288,7 @@ def complete(line: str, tmp_path, env: dict | None = None) -> tuple[int, str, li
 
 def test_shell_completion(tmp_path):
     require(importlib.util.find_spec("argcomplete") is not None, "argcomplete (completion extra)")
-    assert complete("chiltepin s", tmp_path) == (0, "", ["site "])
+    assert complete("chiltepin si", tmp_path) == (0, "", ["site "])
     commands = complete("chiltepin site ", tmp_path)[2]
     assert {"list", "show", "validate", "detect", "schema"} <= set(commands)
     assert complete("chiltepin site show h", tmp_path)[2] == ["hera", "hercules"]

@@ -30,11 +30,13 @@ if TYPE_CHECKING:
     from chiltepin.agents.exchange import EmbeddedExchange
     from chiltepin.agents.handle import AgentHandle
     from chiltepin.agents.manager import ChiltepinManager
+    from chiltepin.agents.state import agent_state
     from chiltepin.agents.system import AgentSystem
 
 _LAZY = {
     "agent_action": ("chiltepin.agents.decorators", "agent_action"),
     "agent_loop": ("chiltepin.agents.decorators", "agent_loop"),
+    "agent_state": ("chiltepin.agents.state", "agent_state"),
     "chiltepin_agent": ("chiltepin.agents.decorators", "chiltepin_agent"),
     "AgentFailedError": ("chiltepin.agents.errors", "AgentFailedError"),
     "AgentHandle": ("chiltepin.agents.handle", "AgentHandle"),
@@ -55,6 +57,7 @@ __all__ = [
     "NoFreeWorkerError",
     "agent_action",
     "agent_loop",
+    "agent_state",
     "chiltepin_agent",
 ]
 

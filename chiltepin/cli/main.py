@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "chiltepin.cli.image_cmd",
     "chiltepin.cli.endpoint_cmd",
     "chiltepin.cli.agent_cmd",
+    "chiltepin.cli.status_cmd",
     "chiltepin.cli.login_cmd",
 )
 

@@ -19,6 +19,10 @@ def set_verbosity(level: int) -> None:
     """Apply ``-v`` (``level`` > 0) or ``-q`` (``level`` < 0) for this process."""
     global _verbosity
     _verbosity = level
+    if level == 0:
+        from chiltepin.runs import show_progress
+
+        show_progress()  # block feedback of the workflows this command runs
     if level <= 0:
         return
     import logging

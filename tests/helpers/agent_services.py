@@ -67,3 +67,27 @@ class NotAnAgent:
     """Undecorated: cannot be served."""
 
     async def run(self) -> None: ...
+
+
+@chiltepin_agent()
+class Remembers:
+    """Keeps what it is told in its service's named state (survives a restart)."""
+
+    def __init__(self):
+        from chiltepin.agents import agent_state
+
+        self.store = agent_state("memory")
+
+    @agent_action
+    async def remember(self, key: str, value: int) -> int:
+        self.store[key] = value
+        self.store.sync()
+        return len(self.store)
+
+    @agent_action
+    async def recall(self, key: str) -> int | None:
+        return self.store.get(key)
+
+    @agent_action
+    async def pid(self) -> int:
+        return os.getpid()

@@ -97,6 +97,10 @@ async def run_service(service: AgentService) -> None:
         lock.close()
         raise
     service.apply_environment()
+    from chiltepin.agents.state import STATE_DIR_ENV, close_all
+
+    # The agent's named state (chiltepin.agents.agent_state) lives beside the state file.
+    os.environ[STATE_DIR_ENV] = str(ensure_state_dir() / f"{service.name}.d")
     stop = _StopRequest()
     stop.install()
     watch = _watch_supervisor(stop)
@@ -124,6 +128,7 @@ async def run_service(service: AgentService) -> None:
             watch.cancel()
         stop.uninstall()
         remove_state(service.name, pid=os.getpid())
+        close_all()
         if server is not None:
             await server.astop()
         lock.close()
