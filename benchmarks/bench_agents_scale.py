@@ -237,12 +237,14 @@ def main(argv=None) -> list[dict]:
     parser.add_argument(
         "--task-max",
         type=int,
-        default=10,
-        help="measure first task actions up to this many agents (each agent starts its own "
-        "worker pool; default 10)",
+        help="measure first task actions up to this many agents (each agent's first task "
+        "starts its own worker pool, on testcluster a Slurm job holding a compute node: "
+        "default 10 here, 1 on testcluster)",
     )
     parser.add_argument("--idle", type=float, default=30.0, help="idle window, seconds")
     args = parser.parse_args(argv)
+    if args.task_max is None:
+        args.task_max = 1 if args.site == "testcluster" else 10
     if args.site == "testcluster":
         sys.path.insert(0, str(HERE.parent / "tests" / "infra"))
         import slurm_cluster as cluster
