@@ -204,6 +204,9 @@ def main(argv=None) -> dict:
     print(f"  {'plain Academy agent':<36}: {r['plain_first_s']:6.2f}")
     print(f"  {'chiltepin agent (own idle workflow)':<36}: {r['chiltepin_first_s']:6.2f}")
     print(f"  {'chiltepin agent, first task action':<36}: {r['chiltepin_first_task_s']:6.2f}")
+    # Fixed lines, compared over time (see issue 13).
+    print(f"launch ratio chiltepin/plain: {r['chiltepin_first_s'] / r['plain_first_s']:.2f}")
+    print(f"first task action: {r['chiltepin_first_task_s']:.2f} s")
     if cluster is not None:
         print(f"  jobs left in queue afterwards: {len(cluster.leftover_jobs(wait=30))}")
     return r

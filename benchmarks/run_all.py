@@ -23,6 +23,7 @@ BENCHMARKS = {
     "encryption": ("bench_encryption", ["--tasks", "200", "--rounds", "1"]),
     "containers": ("bench_containers", ["--tasks", "100", "--rounds", "1"]),
     "agents": ("bench_agents", ["--calls", "200"]),
+    "agents_scale": ("bench_agents_scale", ["--agents", "1", "10", "--idle", "10"]),
 }
 
 

@@ -11,6 +11,13 @@ from chiltepin.config.providers import build_provider
 from chiltepin.config.schema import AnyResource, RemoteResource
 from chiltepin.containers.base import Where
 
+#: How long (ms) the interchange and the executor's result thread wait on their sockets
+#: before looking around again. Parsl's default (10) wakes an idle workflow 100 times a
+#: second in each of two processes, which costs every idle agent about 1.5 CPU seconds a
+#: minute. Messages wake them at once whatever the period, so a longer one costs no task
+#: latency; it only bounds how late an idle executor notices its shutdown.
+POLL_PERIOD_MS = 100
+
 
 def build_executor(
     name: str,
@@ -56,6 +63,7 @@ def build_executor(
         "heartbeat_threshold": res.heartbeat_threshold,
         "block_error_handler": BlockWatch(res),
         "encrypted": res.encrypted,
+        "poll_period": POLL_PERIOD_MS,
     }
     if res.mpi:
         executor: Any = MPIExecutor(
