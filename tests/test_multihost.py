@@ -11,15 +11,17 @@ shows that ``stop`` leaves no namespace, veth or bridge behind.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 from helpers import slurm_tasks as ss
 from helpers.cli import run as chiltepin_cli
-from helpers.infra import require
+from helpers.infra import SHARED_TMP, require
 from helpers.processes import listening_on
 
 from chiltepin import Workflow
@@ -156,16 +158,15 @@ def test_address_and_interface_exclude_each_other():
 # --- stop leaves nothing --------------------------------------------------------------
 
 
-def test_stop_removes_every_namespace_veth_and_bridge(slurm_cluster, tmp_path):
+def test_stop_removes_every_namespace_veth_and_bridge(slurm_cluster):
     """A second cluster (its own state dir and port) next to the session's: started,
     checked, stopped; then none of its namespaces, veths or bridge exist."""
     port = 7417
-    env = {
-        **os.environ,
-        "CHILTEPIN_SLURM_STATE": str(tmp_path / "cluster"),
-        "CHILTEPIN_SLURM_PORT": str(port),
-    }
     require(not _port_in_use(port), f"a free port {port} for a second test cluster")
+    # munged wants every directory above its socket searchable by all (tmp_path is 0700).
+    state = Path(tempfile.mkdtemp(prefix="chiltepin-slurm-second-", dir=SHARED_TMP))
+    state.chmod(0o755)
+    env = {**os.environ, "CHILTEPIN_SLURM_STATE": str(state), "CHILTEPIN_SLURM_PORT": str(port)}
 
     def sh(command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -183,6 +184,7 @@ def test_stop_removes_every_namespace_veth_and_bridge(slurm_cluster, tmp_path):
     assert stopped.returncode == 0, stopped.stderr
     assert _network_names(port) == {"netns": [], "links": []}
     assert sh("status").returncode == 1
+    shutil.rmtree(state)
     assert slurm_cluster.is_running(), "the session's cluster is untouched"
 
 

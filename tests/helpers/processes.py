@@ -71,9 +71,16 @@ def exchange_servers(parent: int | None = None) -> list:
 
 
 def listening_on(pid: int) -> set[str]:
-    """The local ``ADDRESS:PORT`` pairs on which process ``pid`` listens for TCP (``ss``)."""
+    """The local ``ADDRESS:PORT`` pairs on which process ``pid`` listens for TCP (``ss``);
+    an IPv4-mapped IPv6 address (a dual-stack socket) as its IPv4 address."""
     out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, timeout=60).stdout
-    return {line.split()[3] for line in out.splitlines() if f"pid={pid}," in line}
+    found = set()
+    for line in out.splitlines():
+        if f"pid={pid}," in line:
+            address, _, port = line.split()[3].rpartition(":")
+            address = address.strip("[]").removeprefix("::ffff:")
+            found.add(f"{address}:{port}")
+    return found
 
 
 def serve_processes(config: str | Path) -> list:

@@ -566,6 +566,8 @@ cmd_start() {
         stop_daemons
     fi
 
+    # Nodes whose network is gone or broken cannot be reached: restart them in a new one.
+    net_ok || stop_daemons
     net_up
     start_munged
     start_accounting
