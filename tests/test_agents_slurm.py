@@ -150,7 +150,7 @@ async def test_exchange_and_interchange_listen_only_on_the_cluster_network(run, 
     (exchange,) = run.new_exchanges()
     interchanges = [
         proc.pid
-        for proc in P.matching(lambda cmd: "interchange.py" in cmd)
+        for proc in P.matching(lambda cmd: any(m in cmd for m in P.INTERCHANGE_MARKERS))
         if os.getpid() in {parent.pid for parent in proc.parents()}
     ]
     assert interchanges, "the service workflow's interchange runs here"

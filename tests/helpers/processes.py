@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PARSL_PROCESS_MARKERS = ("interchange.py", "HTEX interchange", "process_worker_pool.py")
+#: An interchange's command line (it renames itself once running).
+INTERCHANGE_MARKERS = ("interchange.py", "HTEX interchange")
+PARSL_PROCESS_MARKERS = (*INTERCHANGE_MARKERS, "process_worker_pool.py")
 
 
 def parsl_processes() -> list[str]:
