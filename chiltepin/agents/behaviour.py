@@ -211,7 +211,7 @@ class ChiltepinAgent(Agent):
         workflow = self._chiltepin_workflow
         starting = self._chiltepin_starting
         error = None
-        if starting is None or (starting.done() and workflow is None):
+        if starting is None:
             state = "stopped"
         elif not starting.done():
             state = "starting"
