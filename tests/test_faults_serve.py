@@ -25,6 +25,7 @@ def test_sigkilled_service_leaves_no_workflow(slurm, tmp_path, monkeypatch):
                 "agent": "helpers.agent_services:Counter",
                 "name": "counter-kill",
                 "agent_workflow_config": {"compute": faults.slurm_resource()},
+                "agent_workflow_include": ["compute"],
                 "agent_workflow_run_dir": str(tmp_path / "run"),
             }
         )
