@@ -193,6 +193,8 @@ class Workflow:
         """
         failures: list[BaseException] = []
         dfk = self.dfk
+        if self._monitor is not None:
+            self._monitor.halt()  # stop polling the executors before they shut down
         if dfk is not None:
             try:
                 # A DataFlowKernel cleans up once: a retry after a failed cleanup goes on
