@@ -155,15 +155,23 @@ class RunMonitor:
         self._thread = threading.Thread(target=self._loop, name="chiltepin-runs", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """One last look (blocks cancelled by cleanup are reported finished), then remove
-        the status file and registry entry and close the run's log. Idempotent."""
+    def halt(self) -> None:
+        """Stop looking at the executors (before they shut down: a question to an
+        interchange that is going away may never be answered). Idempotent."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+
+    def stop(self) -> None:
+        """One last look (blocks cancelled by cleanup are reported finished), then remove
+        the status file and registry entry and close the run's log. Idempotent."""
+        self.halt()
         try:
-            self.poll(final=True)
+            # Never wait on a look that hangs (a stuck thread holds the lock): skip it.
+            if self._lock.acquire(timeout=10):
+                self._lock.release()
+                self.poll(final=True)
         finally:
             for path in (self.entry_path, self.status_path):
                 with contextlib.suppress(FileNotFoundError):

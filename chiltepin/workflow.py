@@ -275,6 +275,8 @@ class Workflow:
         dfk = self.dfk
         if self._signals is not None:
             self._signals.cleaning = True
+        if self._monitor is not None:
+            self._monitor.halt()  # stop polling the executors before they shut down
         if dfk is not None:
             try:
                 # A DataFlowKernel cleans up once: a retry after a failed cleanup goes on
