@@ -85,6 +85,8 @@ stop_container() {
     for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$cidfile" ] && break; sleep 0.2; done
     if [ -s "$cidfile" ]; then
         "$runtime" stop --time 10 "$(cat "$cidfile")" >/dev/null 2>&1 || true
+        # --rm is carried out by the run command, which the same signal may have ended.
+        "$runtime" rm -f "$(cat "$cidfile")" >/dev/null 2>&1 || true
     fi
 }
 trap stop_container TERM INT HUP
