@@ -46,6 +46,17 @@ def settings(runtime: str, **kw) -> ContainerSettings:
     return ContainerSettings(runtime=runtime, image=kw.pop("image", IMAGE), **kw)
 
 
+@pytest.fixture
+def host_tmp():
+    """A directory under this host's /tmp (which ch-run shares, so it needs no bind);
+    tmp_path lives on the shared /var/tmp (tests/helpers/infra.py)."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="chiltepin-test-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def pairs(args: list[str], flag: str) -> list[str]:
     """Values following each occurrence of ``flag``."""
     return [args[i + 1] for i, a in enumerate(args[:-1]) if a == flag]
@@ -179,19 +190,19 @@ def test_missing_sif_points_at_image_pull_apptainer_command_construction_only(tm
 
 
 # ---------------------------------------------------------------------- charliecloud
-def test_charliecloud_commands_and_mount_points(tmp_path):
+def test_charliecloud_commands_and_mount_points(tmp_path, host_tmp):
     image = tmp_path / "img"
     (image / "ch").mkdir(parents=True)
     cfg = settings("charliecloud", image=str(image), binds=[str(SITES), "/etc:/mnt/etc"])
     runtime = CharliecloudRuntime()
-    cmd = runtime.worker_command(cfg, run_dir=str(tmp_path / "run"), workdir=str(REPO))
+    cmd = runtime.worker_command(cfg, run_dir=str(host_tmp / "run"), workdir=str(REPO))
     assert cmd[:4] == ["env", f"USER={_user()}", "ch-run", "--set-env"]
     assert cmd[-2:] == [str(image), "--"]
     # ch-run shares the host's /tmp: run dirs (and a checkout) there need no bind
     shared = [p for p in (str(REPO), str(SITES)) if not p.startswith("/tmp/")]
     assert pairs(cmd, "-b") == [*shared, "/etc:/mnt/etc"]
     assert pairs(cmd, "-c") == [str(REPO)]
-    runtime.prepare(cfg, runtime.binds_for(cfg, str(tmp_path / "run"), str(REPO)))
+    runtime.prepare(cfg, runtime.binds_for(cfg, str(host_tmp / "run"), str(REPO)))
     assert all((image / p.lstrip("/")).is_dir() for p in shared)
     assert (image / "mnt/etc").is_dir()
     with pytest.raises(ConfigError, match="ch-run binds take no options"):
@@ -206,7 +217,7 @@ def _user() -> str:
 
 # ------------------------------------------------------------ MPI rank scripts (run)
 @pytest.mark.parametrize("name", ["podman", "docker", "apptainer", "singularity", "charliecloud"])
-def test_rank_scripts_add_launcher_state_at_run_time(name, tmp_path):
+def test_rank_scripts_add_launcher_state_at_run_time(name, tmp_path, host_tmp):
     """Each runtime's rank script, run for real with a stand-in runtime command that
     prints its arguments (apptainer/singularity: command construction only)."""
     fake = tmp_path / "bin" / name
@@ -221,7 +232,7 @@ def test_rank_scripts_add_launcher_state_at_run_time(name, tmp_path):
     runtime.binary = str(fake)
     script = tmp_path / "rank.sh"
     script.write_text(runtime.exec_script(cfg, run_dir="/runs/r1", labels={"chiltepin.run": "x"}))
-    pmix = tmp_path / "spool" / "pmix.1.0"
+    pmix = host_tmp / "spool" / "pmix.1.0"  # node-local, as slurmd's spool is
     pmix.mkdir(parents=True)
     work = Path("/var") if name == "charliecloud" else tmp_path  # /tmp needs no ch-run bind
     env = {"PATH": os.environ["PATH"], "PMIX_SERVER_TMPDIR": str(pmix), "PMIX_RANK": "3",
