@@ -189,3 +189,8 @@ class PreflightError(ChiltepinError, ValueError):
         if more:
             first += f" (and {more} more; 'chiltepin site check' lists each)"
         super().__init__(first)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its problems, not its message: it crosses processes (an agent's
+        # workflow failing to start reaches the caller pickled).
+        return (type(self), (self.problems,))

@@ -5,6 +5,7 @@ compute job) does not outlive it. (Its own module: one Workflow per process.)"""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 
@@ -44,7 +45,9 @@ async def test_host_job_cancelled_fails_calls_and_stops_the_agents_workflow(slur
 
 
 async def _run(workflow, seen: dict) -> None:
-    async with await AgentSystem(workflow, ["service"]).manager() as manager:
+    # The agent runs on a node, another host: the exchange listens on the cluster network.
+    exchange = {"kind": "embedded", "interface": os.environ["CHILTEPIN_SLURM_BRIDGE"]}
+    async with await AgentSystem(workflow, ["service"], exchange=exchange).manager() as manager:
         config = {"compute": faults.slurm_resource()}
         probe = await manager.launch(S.Probe, agent_workflow_config=config, executor="service")
         placed = await probe.where()  # the agent's own compute job now runs

@@ -17,7 +17,7 @@ from helpers import processes as P
 from helpers.agents import launched
 
 from chiltepin import AgentSystem, Workflow
-from chiltepin.errors import ActionFailed, ActionTimeout
+from chiltepin.errors import ActionFailed, ActionTimeout, PreflightError
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -53,8 +53,31 @@ async def manager(workflow):
         yield manager
 
 
-async def test_refused_submission_reaches_the_caller_with_the_scheduler_message(manager, slurm):
+async def test_preflight_error_reaches_the_caller_with_the_valid_partitions(workflow, slurm):
+    """The agent's workflow is checked against the live scheduler before it submits: the
+    caller gets that PreflightError whole (file, executor, key, what Slurm has)."""
     config = {"compute": faults.slurm_resource(partition="nosuch")}
+    seen: dict = {}
+    # The agent stops with that error: closing its manager re-raises it, as in Academy.
+    with pytest.raises(PreflightError):
+        async with await AgentSystem(workflow, ["service"]).manager() as manager:
+            handle = await manager.launch(S.Probe, agent_workflow_config=config, executor="service")
+            try:
+                seen["call"] = await handle.where()
+            except PreflightError as exc:
+                seen["call"] = exc
+    error = seen["call"]
+    assert isinstance(error, PreflightError), error
+    message = str(error)
+    print(f"\npreflight reached the caller: {message[:300]}")
+    assert "executor 'compute'" in message and "key 'partition'" in message, message
+    assert error.problems[0].key == "partition"
+    assert "compute" in (error.problems[0].hint or ""), message  # the partitions Slurm has
+
+
+async def test_refused_submission_reaches_the_caller_with_the_scheduler_message(manager, slurm):
+    # preflight: false, so that sbatch itself refuses the job
+    config = {"compute": faults.slurm_resource(partition="nosuch", preflight=False)}
     async with launched(manager, S.Probe, agent_workflow_config=config) as probe:
         start = time.monotonic()
         with pytest.raises(ActionFailed) as caught:

@@ -60,7 +60,15 @@ class BlockWatch:
             self._check_managers(executor, status)
         except Exception:  # noqa: BLE001 - never break Parsl's poller
             logger.debug("checking the worker pools of %s failed", executor.label, exc_info=True)
-        simple_error_handler(executor, status)
+        # A block that had workers and then ended (its pool killed, its node lost, its job
+        # cancelled here) is replaced by the strategy; only blocks that never got a worker
+        # to connect say the executor cannot work (Parsl's rule applies to those).
+        never_ran = {
+            block: job
+            for block, job in status.items()
+            if not self.peak.get(block) and block not in self.cancelled
+        }
+        simple_error_handler(executor, never_ran)
 
     def _interchange_died(self, executor: Any) -> bool:
         proc = getattr(executor, "interchange_proc", None)

@@ -104,6 +104,9 @@ class EmbeddedExchange:
             raise EmbeddedExchangeError("the embedded exchange is already running")
         self._dir = self._private_dir()
         port_file = self._dir / "port"
+        # A service's directory outlives a killed predecessor: its port file would be
+        # read as this server's before this one has bound.
+        port_file.unlink(missing_ok=True)
         log_path = self._dir / "exchange.log"
         credentials: list[str] = []
         if self.secure:

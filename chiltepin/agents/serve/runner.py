@@ -118,7 +118,19 @@ async def run_service(service: AgentService) -> None:
             access = server.client_settings()
             logger.info("embedded exchange at %s (lives as long as this service)", url)
         factory = await _factory(service, url, access)
-        registration = await _registration(service, factory, previous)
+        try:
+            registration = await _registration(service, factory, previous)
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            from chiltepin.agents.exchange.base import mask_url
+            from chiltepin.errors import ExchangeError
+
+            raise ExchangeError(
+                f"agent service '{service.name}': cannot reach its exchange: "
+                f"{mask_url(str(exc))} (hint: is the exchange running and reachable? "
+                "its unit restarts the service)"
+            ) from None
         state = _state(service, agent, registration, url)
         if access is not None:
             state.exchange_access = access.model_dump(mode="json", exclude_defaults=True)
@@ -208,6 +220,14 @@ async def _registration(service: AgentService, factory: Any, previous: ServiceSt
         registration = await client.register_agent(service.agent_cls, name=service.name)
         logger.info("registered agent %s as '%s'", registration.agent_id.uid, service.name)
         return registration
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the exchange could not be reached (refused, reset, DNS): OS
+    errors (aiohttp's connection errors are), and redis-py's ConnectionError."""
+    if isinstance(exc, OSError):
+        return True
+    return type(exc).__name__ == "ConnectionError" and type(exc).__module__.startswith("redis")
 
 
 def _left_registration(service: AgentService, previous: ServiceState | None) -> Any:
