@@ -5,6 +5,7 @@ Helpers (paths, the CLI runner, process probes) live in the ``helpers`` package.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -42,6 +43,7 @@ os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 use_shared_tmp()
 # Tests never read the user's own site overrides.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="chiltepin-xdg-")
+atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], True)  # nothing left behind
 os.environ.pop("CHILTEPIN_SITE_PATH", None)
 
 
