@@ -6,6 +6,7 @@ Run: python examples/hello_workflow.py [--site NAME] [--executor NAME]
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -41,10 +42,13 @@ def main() -> None:
     args = parser.parse_args()
     show_progress()  # each block's life (submitted, pending and why, running...) on stderr
     out = Path(tempfile.mkdtemp(prefix="chiltepin-hello-")) / "host.txt"
-    with Workflow(site=args.site, include=[args.executor]):
-        print("sum of squares 0..9 =", sum_of_squares(10).result())
-        host_report(stdout=str(out), executor=args.executor).result()
-        print(out.read_text().strip())
+    try:
+        with Workflow(site=args.site, include=[args.executor]):
+            print("sum of squares 0..9 =", sum_of_squares(10).result())
+            host_report(stdout=str(out), executor=args.executor).result()
+            print(out.read_text().strip())
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,15 @@ import asyncio
 import hmac
 import logging
 import os
+import shutil
 import signal
 import ssl
 import sys
 from pathlib import Path
 from typing import Any
+
+#: Prefix of the private temporary directory an exchange without its own directory uses.
+TEMP_PREFIX = "chiltepin-exchange-"
 
 logger = logging.getLogger("chiltepin.agents.exchange_server")
 
@@ -103,6 +107,7 @@ async def _serve(
         tmp.replace(port_file)  # atomic: the parent never reads a partial number
         logger.info("exchange listening on %s:%s", host, bound)
 
+        orphaned = False
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -113,9 +118,14 @@ async def _serve(
             except asyncio.TimeoutError:
                 if parent_pid is not None and os.getppid() != parent_pid:
                     logger.warning("parent %s is gone; stopping the exchange", parent_pid)
+                    orphaned = True
                     break
     finally:
         await runner.cleanup()
+    # Nobody else will remove a private temporary directory of a parent that died (a
+    # service's own directory stays: its next run reuses it, and may already be in it).
+    if orphaned and port_file.parent.name.startswith(TEMP_PREFIX):
+        shutil.rmtree(port_file.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -169,7 +169,9 @@ class EmbeddedExchange:
 
     def _private_dir(self) -> Path:
         if self.directory is None:
-            return Path(tempfile.mkdtemp(prefix="chiltepin-exchange-"))  # 0700
+            from chiltepin.agents._exchange_server import TEMP_PREFIX
+
+            return Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))  # 0700
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.directory.chmod(0o700)
         return self.directory
