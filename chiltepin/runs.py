@@ -82,6 +82,8 @@ def write_private(path: Path, data: dict[str, Any]) -> None:
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=2)
             handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())  # a crash leaves the old file or the new, never half
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:

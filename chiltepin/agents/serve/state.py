@@ -11,13 +11,11 @@ listed as corrupt, an error naming it for ``call``, removed by ``shutdown``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import os
 import socket
-import tempfile
 import uuid
 from dataclasses import MISSING
 from pathlib import Path
@@ -177,21 +175,11 @@ def process_created(pid: int) -> float:
 
 def write_state(state: ServiceState) -> Path:
     """Write atomically, readable by the owner only."""
-    directory = ensure_state_dir()
+    from chiltepin.runs import write_private
+
+    ensure_state_dir()
     target = state_path(state.name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{state.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(state.to_dict(), handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())  # a crash leaves the old file or the new, never half
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_private(target, state.to_dict())
     return target
 
 
