@@ -145,15 +145,24 @@ EOF
 }
 
 start_slurmdbd() {
-    slurmdbd_ok && return 0
-    rm -f "$DBD_PID"
-    daemon_env slurmdbd \
-        || { tail -n 30 "$LOG/slurmdbd.log" >&2 || true; die "slurmdbd failed to start"; }
-    local deadline=$((SECONDS + 30))
-    while ((SECONDS < deadline)); do
-        slurmdbd_ok || break
-        client sacctmgr -n -P show cluster >/dev/null 2>&1 && return 0
-        sleep 0.1
+    slurmdbd_ok && client sacctmgr -n -P show cluster >/dev/null 2>&1 && return 0
+    # On a machine whose packages were installed a moment ago, the first slurmdbd has
+    # been seen (once) never to answer: a fresh daemon then does. Three tries, 20 s each.
+    local try out=""
+    for try in 1 2 3; do
+        local pid
+        pid="$(pidfile_pid "$DBD_PID")"
+        [[ -n "$pid" ]] && proc_alive "$pid" slurmdbd && kill_wait slurmdbd 10 "$pid"
+        rm -f "$DBD_PID"
+        daemon_env slurmdbd \
+            || { tail -n 30 "$LOG/slurmdbd.log" >&2 || true; die "slurmdbd failed to start"; }
+        local deadline=$((SECONDS + 20))
+        while ((SECONDS < deadline)); do
+            out="$(client sacctmgr -n -P show cluster 2>&1)" && return 0
+            sleep 0.2
+            slurmdbd_ok || break
+        done
+        echo "slurm.sh: slurmdbd did not answer (try $try of 3): ${out:0:300}" >&2
     done
     tail -n 30 "$LOG/slurmdbd.log" >&2 || true
     die "slurmdbd did not answer (see $LOG/slurmdbd.log)"

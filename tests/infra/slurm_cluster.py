@@ -19,6 +19,7 @@ at ``$CHILTEPIN_SLURM_LOGIN_ADDR`` on the bridge ``$CHILTEPIN_SLURM_BRIDGE`` (bo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -83,9 +84,15 @@ def start(timeout: float = 900) -> dict[str, str]:
     """Start the cluster (installing packages on first use); return env vars to set.
 
     Quick (well under 2 s) when the cluster is already up and healthy.
-    The timeout covers a first-time ``apt-get install``.
+    The timeout covers a first-time ``apt-get install``. A failed start stops what it
+    started, so that no daemon outlives the failure.
     """
-    _run("start", timeout=timeout)
+    try:
+        _run("start", timeout=timeout)
+    except SlurmClusterError:
+        with contextlib.suppress(SlurmClusterError):
+            stop()
+        raise
     return env()
 
 
