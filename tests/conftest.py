@@ -203,12 +203,20 @@ def no_containers_left(pulled_image):
 
 
 @pytest.fixture(scope="session")
-def redis_port(tmp_path_factory):
-    """A redis-server on loopback (tests/infra/redis_server.py) for Redis exchanges."""
+def redis_binary():
+    """The ``redis-server`` binary (tests/infra/redis_server.py installs it if missing)."""
     sys.path.insert(0, str(TESTS / "infra"))
     import redis_server
 
     server = redis_server.binary()
     require(server is not None, "redis-server (apt-get install -y redis-server)")
-    with redis_server.serve(server, tmp_path_factory.mktemp("redis")) as port:
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_port(redis_binary, tmp_path_factory):
+    """A redis-server on loopback (tests/infra/redis_server.py) for Redis exchanges."""
+    import redis_server
+
+    with redis_server.serve(redis_binary, tmp_path_factory.mktemp("redis")) as port:
         yield port

@@ -482,6 +482,16 @@ BAD_SERVICES = [
         r"counter.yaml:3: key 'agent_workflow_include': included executor 'gpu'",
     ),
     ("name: x\nagent: [unclosed\n", r"counter.yaml:3: YAML syntax error"),
+    *(
+        (f"name: x\nagent: helpers.agent_services:Counter\nreconnect: {value}\n", message)
+        for value, message in (
+            ("-1", r"counter.yaml:3: key 'reconnect': must be >= 0.0, got -1"),
+            ("100000", r"counter.yaml:3: key 'reconnect': must be <= 86400"),
+            (".nan", r"counter.yaml:3: key 'reconnect': "),
+            ("soon", r"counter.yaml:3: key 'reconnect': expected float, got a string"),
+            ("true", r"counter.yaml:3: key 'reconnect': "),
+        )
+    ),
 ]
 
 

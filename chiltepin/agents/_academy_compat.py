@@ -47,3 +47,33 @@ def stop_restarts(manager: Any) -> None:
     that fails while stopping is started again), and Academy has no public way to do it.
     """
     manager._closed.set()
+
+
+def listener_error(runtime: Any) -> BaseException | None:
+    """The error that ended a ``Runtime``'s exchange listener, or None.
+
+    When the listener fails (its exchange unreachable after retries, or the exchange lost
+    the agent's mailbox), Academy 1.0's Runtime only signals an unexpected shutdown; the
+    cause stays on its private ``_exchange_listener_task``. An agent service needs it to
+    tell a lost exchange (register again) from a requested stop.
+    """
+    task = getattr(runtime, "_exchange_listener_task", None)
+    if task is None or not task.done() or task.cancelled():
+        return None
+    return task.exception()
+
+
+async def close_agent_client(runtime: Any, timeout: float) -> None:
+    """Close a ``Runtime``'s exchange client after its listener failed (within ``timeout``).
+
+    Academy 1.0's ``Runtime._shutdown`` re-raises the listener's error before it closes
+    the client (``_exchange_client``, private), which would leave the client's heartbeat
+    task running against the exchange.
+    """
+    import asyncio
+    import contextlib
+
+    client = getattr(runtime, "_exchange_client", None)
+    if client is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.close(), timeout)

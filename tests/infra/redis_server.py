@@ -35,46 +35,61 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@contextlib.contextmanager
-def serve(server: str, state: Path) -> Iterator[int]:
-    """Run ``server`` on a free loopback port with its files in ``state``; yield the port."""
-    import redis
+class RedisServer:
+    """A redis-server on loopback with its files in ``state``, that can be stopped and
+    started again on the same port; ``persist``: keep its data across restarts (an
+    append-only file synced on every write), as a production Redis does."""
 
-    port = free_port()
-    log_path = state / "redis.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                server,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(state),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port)
+    def __init__(self, server: str, state: Path, *, persist: bool = False) -> None:
+        self.server, self.state, self.persist = server, state, persist
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> int:
+        import redis
+
+        log_path = self.state / "redis.log"
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else []
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [self.server, "--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
+                + (persistence or ["--appendonly", "no"])
+                + ["--dir", str(self.state)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        client = redis.Redis(host="127.0.0.1", port=self.port)
         deadline = time.monotonic() + 20
         while True:
             try:
                 client.ping()
                 break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
+            except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
                     raise RuntimeError(
                         f"redis-server did not start: {log_path.read_text()}"
                     ) from None
                 time.sleep(0.05)
         client.close()
-        yield port
+        return self.port
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@contextlib.contextmanager
+def serve(server: str, state: Path) -> Iterator[int]:
+    """Run ``server`` on a free loopback port with its files in ``state``; yield the port."""
+    redis_server = RedisServer(server, state)
+    try:
+        yield redis_server.start()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        redis_server.stop()

@@ -123,13 +123,18 @@ def exchange_label(settings: ExchangeSettings, url: str | None = None) -> str:
     return get_kind(settings.kind).label(settings, url)
 
 
-def build_factory(settings: ExchangeSettings, url: str | None = None) -> Any:
+def build_factory(
+    settings: ExchangeSettings, url: str | None = None, *, reconnect: float = 0
+) -> Any:
     """The Academy ``ExchangeFactory`` for ``settings`` (``url``: where a running embedded
-    exchange listens). The one place factories are made; the hosted one logs in with
-    Globus, so build it only when it is needed."""
+    exchange listens; ``reconnect``: seconds its clients keep retrying a lost connection,
+    for long-lived agents; 0: the library's own few retries). The one place factories are
+    made; the hosted one logs in with Globus, so build it only when it is needed."""
     kind = get_kind(settings.kind)
     kind.check_access(settings)
     args, kwargs = kind.factory_arguments(settings, url)
+    if reconnect > 0:
+        kwargs.update(kind.reconnect_arguments(reconnect))
     return kind.factory_class()(*args, **kwargs)
 
 

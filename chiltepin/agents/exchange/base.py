@@ -54,6 +54,11 @@ class ExchangeKind:
         """Arguments of :meth:`factory_class` (``url``: where a running server listens)."""
         raise NotImplementedError
 
+    def reconnect_arguments(self, seconds: float) -> dict[str, Any]:
+        """Extra factory arguments that make its clients retry a lost connection for about
+        ``seconds`` (an exchange restarting) before they fail; {} if it has none."""
+        return {}
+
     def registration_class(self) -> type:
         """Academy's ``AgentRegistration`` model for agents on this kind of exchange."""
         from academy.exchange.cloud.client import HttpAgentRegistration

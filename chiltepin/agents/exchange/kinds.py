@@ -35,6 +35,23 @@ REDIS_DEFAULT_PORT = 6379
 HTTP_EXAMPLE = "http://host:8700"
 
 
+#: The first wait before a lost connection is retried; waits then double, up to
+#: RETRY_CAP seconds each.
+RETRY_FIRST = 0.25
+RETRY_CAP = 8.0
+
+
+def retry_plan(seconds: float, cap: float = RETRY_CAP) -> int:
+    """How many retries, waiting RETRY_FIRST and doubling up to ``cap``, add up to at
+    least ``seconds``."""
+    retries, wait, total = 0, RETRY_FIRST, 0.0
+    while total < seconds:
+        total += wait
+        wait = min(wait * 2, cap)
+        retries += 1
+    return retries
+
+
 class _AcademyHttp(ExchangeKind):
     """Kinds whose clients are Academy's ``HttpExchangeFactory``."""
 
@@ -42,6 +59,11 @@ class _AcademyHttp(ExchangeKind):
         from academy.exchange.cloud.client import HttpExchangeFactory
 
         return HttpExchangeFactory
+
+    def reconnect_arguments(self, seconds: float) -> dict[str, Any]:
+        # Academy doubles its wait without a cap.
+        retries = retry_plan(seconds, cap=float("inf"))
+        return {"retries": retries, "initial_retry_backoff": RETRY_FIRST}
 
 
 class EmbeddedKind(_AcademyHttp):
@@ -241,6 +263,14 @@ class RedisKind(ExchangeKind):
             if settings.ca_file is not None:
                 kwargs["ssl_ca_certs"] = settings.ca_file
         return (settings.host, port), kwargs
+
+    def reconnect_arguments(self, seconds: float) -> dict[str, Any]:
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+
+        # redis-py's first wait is base * 2 (it counts failures from 1).
+        backoff = ExponentialBackoff(cap=RETRY_CAP, base=RETRY_FIRST / 2)
+        return {"retry": Retry(backoff, retry_plan(seconds))}
 
     def registration_class(self) -> type:
         from academy.exchange.redis import RedisAgentRegistration

@@ -11,6 +11,7 @@ agent_workflow_run_dir: runs/forecaster
 exchange: {kind: redis, host: 127.0.0.1, port: 6379}   # default: the site's exchange
 python_path: [.]                       # where the agent's module is (for serve and workers)
 environment: {OMP_NUM_THREADS: "1"}    # set in the service's process
+reconnect: 120                         # seconds to retry a lost exchange (0: exit at once)
 ```
 
 Relative paths are relative to the file. Everything is checked by :func:`load_service`
@@ -58,6 +59,12 @@ class ServiceConfig(BaseModel):
     )
     python_path: list[str] = Field(default_factory=list)
     environment: dict[str, str] = Field(default_factory=dict)
+    reconnect: float = Field(
+        default=120,
+        ge=0,
+        le=86400,
+        description="Seconds the service retries a lost exchange before it exits",
+    )
 
     @field_validator("name")
     @classmethod

@@ -32,7 +32,7 @@ from chiltepin.agents.serve.state import (
     lock_held,
     lock_path,
     log_path,
-    quiet_cancelled_requests,
+    quiet_academy_logs,
     read_state,
     remove_state,
     scan_states,
@@ -158,7 +158,7 @@ def _uuid(value: str) -> uuid.UUID | None:
 @contextlib.asynccontextmanager
 async def connected(target: Target, *, timeout: float = 30.0) -> AsyncIterator[Any]:
     """A user client on the target's exchange (also the handles' context)."""
-    quiet_cancelled_requests()
+    quiet_academy_logs()
     label = exchange_label(target.exchange, target.url)
     try:
         factory = await asyncio.to_thread(target.create_factory)

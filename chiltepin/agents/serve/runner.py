@@ -20,12 +20,15 @@ import logging
 import os
 import signal
 import socket
+import time
 from datetime import datetime, timezone
 from typing import Any
 
 from chiltepin.agents.exchange import get_kind
+from chiltepin.agents.exchange.base import mask_url
 from chiltepin.agents.serve.config import AgentService
 from chiltepin.agents.serve.state import (
+    RECONNECTING,
     RUNNING,
     STARTING,
     ServiceState,
@@ -33,12 +36,12 @@ from chiltepin.agents.serve.state import (
     exchange_dir,
     lock_path,
     process_created,
-    quiet_cancelled_requests,
+    quiet_academy_logs,
     read_state,
     remove_state,
     write_state,
 )
-from chiltepin.errors import ConfigError
+from chiltepin.errors import ConfigError, ExchangeError
 
 logger = logging.getLogger("chiltepin.agents.serve")
 
@@ -89,7 +92,7 @@ def supervise(argv: list[str]) -> int:
 
 async def run_service(service: AgentService) -> None:
     """Register the agent, run it, and always clean up after it."""
-    quiet_cancelled_requests()
+    quiet_academy_logs()
     lock = _lock(service)  # held for this process's life: one serve per name
     try:
         previous = _check_not_running(service)
@@ -106,10 +109,6 @@ async def run_service(service: AgentService) -> None:
     watch = _watch_supervisor(stop)
     server = None
     try:
-        agent = service.agent_cls.with_workflow(
-            service.workflow_spec, tuple(service.config.args), dict(service.config.kwargs)
-        )
-        agent.build_behaviour()  # the user's __init__ first: nothing is registered if it fails
         url = None
         server = _exchange_server(service)
         access = None
@@ -117,24 +116,35 @@ async def run_service(service: AgentService) -> None:
             url = await server.astart()
             access = server.client_settings()
             logger.info("embedded exchange at %s (lives as long as this service)", url)
-        factory = await _factory(service, url, access)
-        try:
-            registration = await _registration(service, factory, previous)
-        except Exception as exc:
-            if not _unreachable(exc):
-                raise
-            from chiltepin.agents.exchange.base import mask_url
-            from chiltepin.errors import ExchangeError
-
-            raise ExchangeError(
-                f"agent service '{service.name}': cannot reach its exchange: "
-                f"{mask_url(str(exc))} (hint: is the exchange running and reachable? "
-                "its unit restarts the service)"
-            ) from None
-        state = _state(service, agent, registration, url)
-        if access is not None:
-            state.exchange_access = access.model_dump(mode="json", exclude_defaults=True)
-        await _run(service, agent, factory, registration, state, stop)
+        factory = await _factory(service, url, access, reconnect=service.config.reconnect)
+        probe = await _factory(service, url, access)
+        patience = 0.0  # the first time, fail fast: a wrong address should not wait minutes
+        quick = 0  # exchanges lost in a row, each soon after the agent started
+        while True:
+            agent = service.agent_cls.with_workflow(
+                service.workflow_spec, tuple(service.config.args), dict(service.config.kwargs)
+            )
+            agent.build_behaviour()  # the user's __init__ first: nothing registered if it fails
+            registration = await stop.unless_stopped(
+                _reach(service, probe, previous, patience=patience)
+            )
+            if registration is None:
+                break
+            state = _state(service, agent, registration, url)
+            if access is not None:
+                state.exchange_access = access.model_dump(mode="json", exclude_defaults=True)
+            started = time.monotonic()
+            lost = await _run(service, agent, factory, probe, registration, state, stop)
+            if lost is None or stop.requested:
+                break
+            stop.runtime = None
+            quick = quick + 1 if time.monotonic() - started < QUICK_LOSS_SECONDS else 1
+            _give_up_or_reconnect(service, lost, quick)
+            close_all()  # the next agent instance opens its stores afresh
+            state.status = RECONNECTING
+            write_state(state)
+            previous = state  # its mailbox is taken over if the exchange still has it
+            patience = service.config.reconnect
     finally:
         if watch is not None:
             watch.cancel()
@@ -144,6 +154,59 @@ async def run_service(service: AgentService) -> None:
         if server is not None:
             await server.astop()
         lock.close()
+
+
+async def _reach(
+    service: AgentService, probe: Any, previous: ServiceState | None, *, patience: float
+) -> Any:
+    """The agent's registration, retrying an unreachable exchange for ``patience`` seconds
+    (waits doubling to RETRY_CAP); then an ExchangeError."""
+    from chiltepin.agents.exchange.kinds import RETRY_CAP, RETRY_FIRST
+
+    deadline = time.monotonic() + patience
+    wait = RETRY_FIRST
+    while True:
+        try:
+            return await _registration(service, probe, previous)
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                waited = f" after retrying for {patience:g} s" if patience else ""
+                raise ExchangeError(
+                    f"agent service '{service.name}': cannot reach its exchange "
+                    f"{get_kind(service.exchange.kind).label(service.exchange)}{waited}: "
+                    f"{mask_url(str(exc))} "
+                    "(hint: is the exchange running and reachable? its unit restarts the service)"
+                ) from None
+        await asyncio.sleep(min(wait, left))
+        wait = min(wait * 2, RETRY_CAP)
+
+
+#: An exchange lost this soon after the agent started counts towards MAX_QUICK_LOSSES.
+QUICK_LOSS_SECONDS = 60.0
+MAX_QUICK_LOSSES = 3
+
+
+def _give_up_or_reconnect(service: AgentService, lost: str, quick: int) -> None:
+    """After the agent lost its exchange: an ExchangeError if the service may not register
+    again (its exchange died with it, ``reconnect: 0``, or it was lost MAX_QUICK_LOSSES
+    times in a row soon after starting), else one warning line."""
+    if get_kind(service.exchange.kind).owned or not service.config.reconnect:
+        why = ""
+    elif quick >= MAX_QUICK_LOSSES:
+        why = f" ({quick} times in a row, each within {QUICK_LOSS_SECONDS:g} s of starting)"
+    else:
+        why = None
+    if why is not None:
+        raise ExchangeError(
+            f"agent service '{service.name}' lost its exchange{why}: {lost} "
+            "(hint: its unit restarts the service)"
+        )
+    logger.warning(
+        "agent service '%s' lost its exchange: %s; registering the agent again", service.name, lost
+    )
 
 
 def _lock(service: AgentService) -> Any:
@@ -188,14 +251,17 @@ def _check_not_running(service: AgentService) -> ServiceState | None:
     return previous
 
 
-async def _factory(service: AgentService, url: str | None, access: Any = None) -> Any:
-    """The service's factory: through ``access`` (a running embedded exchange's client
-    settings) if given, else its exchange settings."""
+async def _factory(
+    service: AgentService, url: str | None, access: Any = None, *, reconnect: float = 0
+) -> Any:
+    """A factory for the service's exchange: through ``access`` (a running embedded
+    exchange's client settings) if given, else its exchange settings; its clients retry a
+    lost connection for ``reconnect`` seconds."""
     from chiltepin.agents.exchange import build_factory
 
     if access is not None:
         return await asyncio.to_thread(build_factory, access)
-    return await asyncio.to_thread(build_factory, service.exchange, url)
+    return await asyncio.to_thread(build_factory, service.exchange, url, reconnect=reconnect)
 
 
 async def _registration(service: AgentService, factory: Any, previous: ServiceState | None) -> Any:
@@ -270,11 +336,15 @@ async def _run(
     service: AgentService,
     agent: Any,
     factory: Any,
+    probe: Any,
     registration: Any,
     state: ServiceState,
     stop: _StopRequest,
-) -> None:
+) -> str | None:
+    """Run the agent until it stops; what was wrong if it lost its exchange, else None."""
     from academy.runtime import Runtime, RuntimeConfig
+
+    from chiltepin.agents._academy_compat import close_agent_client, listener_error
 
     # Close the mailbox on every stop we control (clean or not): the agent is gone.
     runtime = Runtime(
@@ -286,27 +356,109 @@ async def _run(
     write_state(state)
     if stop.requested:
         logger.info("stop requested before the agent started")
-        await _close_mailbox(factory, registration)
-        return
+        await _close_mailbox(probe, registration)
+        return None
     stop.runtime = runtime
-    async with runtime:  # startup: the agent's own workflow starts here
-        state.status = RUNNING
-        write_state(state)
-        logger.info(
-            "agent service '%s' running: agent %s (%s), pid %s",
-            service.name,
-            state.agent_id,
-            state.agent_class,
-            state.pid,
-        )
-        await runtime.wait_shutdown()
-        logger.info("agent service '%s' stopping", service.name)
+    lost: str | None = None
+    error: BaseException | None = None
+    try:
+        async with runtime:  # startup: the agent's own workflow starts here
+            state.status = RUNNING
+            write_state(state)
+            logger.info(
+                "agent service '%s' running: agent %s (%s), pid %s",
+                service.name,
+                state.agent_id,
+                state.agent_class,
+                state.pid,
+            )
+            lost = await _until_stopped(runtime, probe, registration)
+            error = listener_error(runtime)
+            if error is not None and lost is None:
+                lost = _describe(error)
+            if lost is not None and not stop.requested:
+                # Keep the mailbox: the exchange is gone or lost it; the next run takes over.
+                runtime.signal_shutdown(expected=False, terminate=False)
+            logger.info("agent service '%s' stopping", service.name)
+    except Exception as exc:
+        if exc is not error:
+            raise
+        # The Runtime re-raises its listener's error after stopping the agent, before it
+        # closes its exchange client.
+        await close_agent_client(runtime, timeout=CLOSE_SECONDS)
+    if stop.requested:
+        await _close_mailbox(probe, registration)
     logger.info("agent service '%s' stopped", service.name)
+    return lost
 
 
-async def _close_mailbox(factory: Any, registration: Any) -> None:
-    async with await factory.create_user_client(start_listener=False) as client:
-        await client.terminate(registration.agent_id)
+async def _until_stopped(runtime: Any, probe: Any, registration: Any) -> str | None:
+    """Wait for the agent's shutdown, or for :func:`_watch_mailbox` to find its mailbox
+    lost (returned)."""
+    watch = asyncio.ensure_future(_watch_mailbox(probe, registration.agent_id, runtime))
+    shutdown = asyncio.ensure_future(runtime.wait_shutdown())
+    await asyncio.wait({watch, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+    lost = watch.result() if watch.done() else None
+    for task in (watch, shutdown):
+        task.cancel()
+    await asyncio.gather(watch, shutdown, return_exceptions=True)
+    return lost
+
+
+#: How often a service checks that its exchange still has its agent's mailbox.
+MAILBOX_CHECK_SECONDS = 10.0
+#: The longest a client of a lost exchange may take to close.
+CLOSE_SECONDS = 2.0
+
+
+async def _watch_mailbox(probe: Any, agent_id: Any, runtime: Any) -> str | None:
+    """Return what is wrong once the exchange no longer has the agent's mailbox (a Redis
+    restarted without its data: Academy's listener then waits on a new, empty queue and
+    never notices). A mailbox closed by someone else stops the agent. ``probe``: a factory
+    with few retries; while the exchange cannot be reached this keeps trying (the agent's
+    own client retries, and reports it if it gives up)."""
+    from academy.exchange.mailbox_status import MailboxStatus
+
+    client = None
+    try:
+        while True:
+            await asyncio.sleep(MAILBOX_CHECK_SECONDS)
+            try:
+                if client is None:
+                    client = await probe.create_user_client(start_listener=False)
+                status = await client.status(agent_id)
+            except Exception as exc:  # noqa: BLE001 - unreachable for now: check again later
+                logger.debug("mailbox check failed: %s", _describe(exc))
+                continue
+            if status == MailboxStatus.MISSING:
+                return "the exchange lost the agent's mailbox (restarted without its data?)"
+            if status == MailboxStatus.TERMINATED:
+                logger.info("the agent's mailbox was closed on the exchange: stopping")
+                runtime.signal_shutdown(expected=True)
+                return None
+    finally:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.close(), CLOSE_SECONDS)
+
+
+def _describe(exc: BaseException) -> str:
+    text = mask_url(str(exc).splitlines()[0]) if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _close_mailbox(probe: Any, registration: Any) -> None:
+    """Close the agent's mailbox (the agent is gone), giving up with one warning if the
+    exchange does not answer in MAILBOX_CHECK_SECONDS: a stop must not wait on it."""
+
+    async def close() -> None:
+        async with await probe.create_user_client(start_listener=False) as client:
+            await client.terminate(registration.agent_id)
+
+    try:
+        await asyncio.wait_for(close(), MAILBOX_CHECK_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - unreachable, or slow: the stop goes on
+        logger.warning("could not close the agent's mailbox on its exchange: %s", _describe(exc))
 
 
 def _watch_supervisor(stop: _StopRequest) -> asyncio.Task[None] | None:
@@ -330,6 +482,7 @@ class _StopRequest:
     def __init__(self) -> None:
         self.requested = False
         self.runtime: Any = None
+        self._waiting: asyncio.Future[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def install(self) -> None:
@@ -353,7 +506,26 @@ class _StopRequest:
     def request(self, sig: signal.Signals) -> None:
         self.requested = True
         if self.runtime is not None:
-            self.runtime.signal_shutdown(expected=True)
+            # The service closes the mailbox itself, within a bounded time (_close_mailbox):
+            # the Runtime's own client would retry an unreachable exchange for minutes.
+            self.runtime.signal_shutdown(expected=True, terminate=False)
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    async def unless_stopped(self, coro: Any) -> Any:
+        """Await ``coro`` unless a stop is requested first (or meanwhile): then None."""
+        if self.requested:
+            coro.close()
+            return None
+        self._waiting = asyncio.ensure_future(coro)
+        try:
+            return await self._waiting
+        except asyncio.CancelledError:
+            if self.requested and self._waiting.cancelled():
+                return None
+            raise
+        finally:
+            self._waiting = None
 
 
 def _exchange_server(service: Any) -> Any:
