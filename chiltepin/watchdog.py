@@ -11,8 +11,12 @@ process that owns it (pid and start time, so a reused pid is not mistaken for it
   the driver's cleanup can still talk to it), and a small watchdog process beside it
   stops it and cancels the owner's jobs within :data:`POLL_SECONDS` of the owner's death
   (SIGKILL, OOM). Workers then lose their interchange and their jobs are cancelled.
+* Parsl's monitoring starts processes of its own beside the driver (its database and
+  router, by ``multiprocessing`` spawn, which do not notice the driver's death):
+  :func:`record_children` writes them to the ledger, and the watchdog stops them too.
 * :func:`reap` (run by every ``Workflow.start``) cleans what a dead predecessor in the
-  same run directory left: interchanges still running, jobs not cancelled.
+  same run directory left: interchanges and helper processes still running, jobs not
+  cancelled.
 """
 
 from __future__ import annotations
@@ -96,6 +100,11 @@ class Ledger:
     def interchange(self, pid: int) -> None:
         self._append({"kind": "interchange", "pid": pid, "created": process_created(pid)})
 
+    def process(self, pid: int) -> None:
+        """Record a helper process of the driver (Parsl's monitoring database and router)
+        that would outlive a killed driver: stopped as its interchange is."""
+        self._append({"kind": "process", "pid": pid, "created": process_created(pid)})
+
     def entries(self) -> list[dict[str, Any]]:
         return read_entries(self.run_dir)
 
@@ -174,6 +183,28 @@ def stop_process(pid: int, created: float | None, grace: float = TERM_GRACE) -> 
     return True
 
 
+#: Ledger entries of processes stopped when their driver dies.
+STOPPED_KINDS = ("interchange", "process")
+
+
+def children() -> set[int]:
+    """This process's direct children."""
+    import psutil
+
+    try:
+        return {child.pid for child in psutil.Process().children()}
+    except psutil.Error:
+        return set()
+
+
+def record_children(run_dir: str | Path, before: set[int]) -> None:
+    """Write this process's children not in ``before`` to the ledger as helper processes."""
+    ledger = Ledger(Path(run_dir))
+    for pid in sorted(children() - before):
+        with contextlib.suppress(OSError):
+            ledger.process(pid)
+
+
 def reap(run_dir: str | Path) -> Reaped:
     """Stop what workflows whose driver died left in ``run_dir``: their interchanges,
     and their scheduler jobs not cancelled. Live owners' entries are kept."""
@@ -193,7 +224,7 @@ def reap(run_dir: str | Path) -> Reaped:
 
     reaped = Reaped()
     for entry in entries:
-        if entry.get("kind") == "interchange" and owner_dead(entry):
+        if entry.get("kind") in STOPPED_KINDS and owner_dead(entry):
             pid = entry.get("pid")
             if isinstance(pid, int) and stop_process(pid, entry.get("created")):
                 reaped.interchanges.append(pid)
@@ -204,7 +235,7 @@ def reap(run_dir: str | Path) -> Reaped:
     _rewrite(run_dir, keep)
     if reaped:
         logger.warning(
-            "cleaned up after a workflow in %s whose driver died: interchanges %s, jobs %s",
+            "cleaned up after a workflow in %s whose driver died: processes %s, jobs %s",
             run_dir,
             reaped.interchanges or "none",
             reaped.jobs or "none",
@@ -346,6 +377,11 @@ def _watch(target: int, owner: int, owner_created: float | None, run_dir: Path) 
             why = "was told to stop" if told else "is gone"
             _log(run_dir, f"driver {owner} {why}: stopping interchange {target}")
             stop_process(target, target_created)
+            for entry in read_entries(run_dir):
+                pid = entry.get("pid")
+                if entry.get("kind") == "process" and entry.get("owner") == owner:
+                    if isinstance(pid, int) and stop_process(pid, entry.get("created")):
+                        _log(run_dir, f"stopped process {pid} of driver {owner}")
             jobs = open_jobs(read_entries(run_dir), owner=owner)
             if jobs:
                 ids = cancel_jobs(jobs)

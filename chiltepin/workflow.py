@@ -233,8 +233,13 @@ class Workflow:
             if self.log_file:
                 self._log_handler = _LogHandler.add(self.log_file, self.log_level or logging.DEBUG)
             self._containers = plan if plan else None
+            from chiltepin.watchdog import children, record_children
+
+            before = children() if config.monitoring is not None else None
             try:
                 self.dfk = parsl.load(config)
+                if before is not None:
+                    record_children(self.run_dir, before)
             except parsl.errors.ConfigurationError as exc:
                 self._remove_log_handler()
                 if "already" in str(exc):

@@ -48,3 +48,11 @@ def output_dir(text: str) -> str:
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"{text[:200]!r}: {exc.strerror}") from None
     return text
+
+
+def port_number(text: str) -> int:
+    """A TCP port: 0 (any free one) to 65535."""
+    value = int(text) if text.isascii() and text.isdigit() else -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {text!r}"[:200])
+    return value

@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "chiltepin.cli.endpoint_cmd",
     "chiltepin.cli.agent_cmd",
     "chiltepin.cli.status_cmd",
+    "chiltepin.cli.monitor_cmd",
     "chiltepin.cli.login_cmd",
 )
 

@@ -11,6 +11,7 @@ from chiltepin.config.blocks import retry_handler
 from chiltepin.config.executors import build_executor
 from chiltepin.config.schema import AnyResource, Resource
 from chiltepin.containers.base import Where
+from chiltepin.monitoring import monitoring_hub
 
 WorkerPrefix = Callable[[str, Resource], "str | None"]
 
@@ -37,8 +38,10 @@ def build_parsl_config(
             )
         )
     retries = max((r.retries for r in resources.values() if isinstance(r, Resource)), default=0)
+    monitored = any(isinstance(r, Resource) and r.monitoring for r in resources.values())
     return Config(
         executors=executors,
+        monitoring=monitoring_hub(run_dir) if monitored else None,
         run_dir=run_dir,
         retries=retries,
         retry_handler=retry_handler,

@@ -290,6 +290,12 @@ class Resource(_Strict):
         description="Check partition, limits, account and QOS against the live scheduler "
         "when a workflow starts (false: skip)",
     )
+    monitoring: bool = Field(
+        default=False,
+        description="Record the workflow's tasks in Parsl's monitoring database "
+        "(RUN_DIR/monitoring.db; view it with: chiltepin monitor RUN_DIR); one executor "
+        "asking turns it on for the whole workflow",
+    )
     container: ContainerSettings | None = None
 
     @model_validator(mode="before")

@@ -1,14 +1,13 @@
 """A throwaway redis-server on loopback for the Redis exchange tests (stdlib + redis-py).
 
 Installs Debian's ``redis-server`` when it is missing and this process may (root with
-apt-get); ``serve(state_dir)`` yields the port of a fresh server and stops it after.
+apt-get); ``serve(state_dir)`` yields the port of a fresh server and stops it after;
+:class:`RedisServer` can be stopped and started again on its port.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -18,15 +17,9 @@ from pathlib import Path
 
 def binary() -> str | None:
     """``redis-server``, installed from Debian's packages if missing and we may."""
-    server = shutil.which("redis-server")
-    if server is None and shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server"]
-        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-            subprocess.run(install, env=env, capture_output=True)
-        server = shutil.which("redis-server")
-    return server
+    from packages import ensure
+
+    return ensure("redis-server", "redis-server")
 
 
 def free_port() -> int:
