@@ -218,15 +218,10 @@ class Viewer:
         return self.proc.wait()
 
     def stop(self) -> None:
-        import subprocess
+        from chiltepin.watchdog import stop_child
 
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_child(self.proc)
         if self._log is not None:
             self._log.close()
             self._log = None

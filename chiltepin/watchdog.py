@@ -205,6 +205,18 @@ def record_children(run_dir: str | Path, before: set[int]) -> None:
             ledger.process(pid)
 
 
+def stop_child(proc: subprocess.Popen[Any], grace: float = TERM_GRACE) -> None:
+    """Stop a child process: SIGTERM, SIGKILL after ``grace`` seconds; reaped."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def reap(run_dir: str | Path) -> Reaped:
     """Stop what workflows whose driver died left in ``run_dir``: their interchanges,
     and their scheduler jobs not cancelled. Live owners' entries are kept."""

@@ -421,7 +421,9 @@ def launch_service(path: str | Path, *, timeout: float = 300.0) -> ServiceState:
         state = _wait_running(service.name, proc, log, offset, deadline, timeout)
         asyncio.run(_ping(Target.of_state(state), max(5.0, deadline - time.monotonic())))
     except BaseException:
-        _stop(proc)
+        from chiltepin.watchdog import stop_child
+
+        stop_child(proc, grace=60)
         raise
     return state
 
@@ -460,17 +462,6 @@ async def _ping(target: Target, timeout: float) -> None:
             raise ServiceError(
                 f"{target.label} did not answer a ping within {timeout:g} s"
             ) from None
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _last_lines(log: Path, offset: int, count: int = 1) -> str:
