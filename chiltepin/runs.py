@@ -27,6 +27,7 @@ import os
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,9 @@ class RunMonitor:
         self._thread: threading.Thread | None = None
         self._handler: logging.Handler | None = None
         self._last: dict[str, Any] | None = None
+        #: Extra sections of the snapshot: name -> callables each giving a list of JSON
+        #: values; the section is their concatenation.
+        self.sections: dict[str, list[Callable[[], list[Any]]]] = {}
 
     @classmethod
     def start_for(cls, workflow: Any) -> RunMonitor | None:
@@ -316,7 +320,18 @@ class RunMonitor:
             "started": self.started,
             "executors": executors,
             "tasks": task_counts(self.dfk),
+            **{name: _section(name, makers) for name, makers in list(self.sections.items())},
         }
+
+
+def _section(name: str, makers: list[Callable[[], list[Any]]]) -> list[Any]:
+    items: list[Any] = []
+    for make in list(makers):
+        try:
+            items.extend(make())
+        except Exception:  # noqa: BLE001 - a section never stops the status file
+            logger.debug("status section %s failed", name, exc_info=True)
+    return items
 
 
 def task_counts(dfk: Any) -> dict[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import os
@@ -335,6 +336,17 @@ class Workflow:
         plan, self._containers = self._containers, None
         if plan is not None:
             plan.cleanup()
+
+    def add_status(self, name: str, section: Callable[[], list[Any]]) -> None:
+        """Add ``section()`` (a list of JSON values, called from the run monitor's thread)
+        to the list ``name`` of this run in ``chiltepin status`` while it runs."""
+        if self._monitor is not None:
+            self._monitor.sections.setdefault(name, []).append(section)
+
+    def remove_status(self, name: str, section: Callable[[], list[Any]]) -> None:
+        if self._monitor is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._monitor.sections[name].remove(section)
 
     def _stop_monitor(self) -> None:
         monitor, self._monitor = self._monitor, None

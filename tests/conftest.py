@@ -44,6 +44,9 @@ use_shared_tmp()
 # Tests never read the user's own site overrides.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="chiltepin-xdg-")
 atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], True)  # nothing left behind
+# Nor do they write the user's state (run registry, agent services), even when killed.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="chiltepin-state-")
+atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], True)
 os.environ.pop("CHILTEPIN_SITE_PATH", None)
 
 
@@ -220,3 +223,19 @@ def redis_port(redis_binary, tmp_path_factory):
 
     with redis_server.serve(redis_binary, tmp_path_factory.mktemp("redis")) as port:
         yield port
+
+
+#: Run directories a test left in the checkout (a workflow or agent run with the default
+#: ./runinfo while the working directory was the checkout's); checked at the end.
+CHECKOUT_RUNINFO = REPO / "runinfo"
+_RUNINFO_BEFORE = CHECKOUT_RUNINFO.exists()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not _RUNINFO_BEFORE and CHECKOUT_RUNINFO.exists():
+        left = sorted(str(p.relative_to(REPO)) for p in CHECKOUT_RUNINFO.rglob("*") if p.is_dir())
+        shutil.rmtree(CHECKOUT_RUNINFO, ignore_errors=True)
+        session.config.get_terminal_writer().line(
+            f"FAILED: tests left run directories in the checkout: {left[:5]}", red=True
+        )
+        session.exitstatus = 1

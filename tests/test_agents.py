@@ -328,3 +328,32 @@ async def test_redis_exchange(workflow, redis_port):
         assert computer.agent_id in await manager.discover(G.Computer)
         found = await manager.find_agent(G.Computer)
         assert await found.compute(4) == 16
+
+
+# --- chiltepin status, from another process --------------------------------------------------
+
+
+async def test_status_lists_the_agents_a_system_runs(workflow, manager, probe):
+    import json
+
+    from helpers.cli import run as cli
+
+    agent_id = str(probe.agent_id.uid)
+
+    def report() -> tuple[dict | None, str]:
+        out = cli("status", "--json", timeout=60)
+        assert out.returncode == 0, out.stderr
+        runs = [r for r in json.loads(out.stdout)["workflows"] if r["run_dir"] == workflow.run_dir]
+        agents = {a["agent_id"]: a for a in (runs[0]["agents"] if runs else [])}
+        return agents.get(agent_id), out.stdout
+
+    seen = await asyncio.to_thread(P.wait_for, lambda: report()[0], 30, 0.5)
+    assert seen == {
+        "agent_id": agent_id,
+        "agent_class": "Probe",
+        "executor": "service",
+        "state": "running",
+        "exchange": "embedded (in this program)",
+    }, report()[1]
+    text = await asyncio.to_thread(cli, "status", timeout=60)
+    assert f"  agent Probe {agent_id} on service: running" in text.stdout, text.stdout

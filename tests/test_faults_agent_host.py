@@ -20,7 +20,9 @@ from chiltepin.errors import WorkerLostError
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-async def test_host_job_cancelled_fails_calls_and_stops_the_agents_workflow(slurm, tmp_path):
+async def test_host_job_cancelled_fails_calls_and_stops_the_agents_workflow(
+    slurm, tmp_path, monkeypatch
+):
     """The agent's host is a Slurm job (partition service); its own workflow a Slurm job
     on compute. Cancelling the host job fails the pending call and later ones, and the
     agent's compute job is cancelled (its interchange's watchdog)."""
@@ -28,6 +30,7 @@ async def test_host_job_cancelled_fails_calls_and_stops_the_agents_workflow(slur
         partition="service", max_workers_per_node=4, cores_per_worker=0.25, init_blocks=1
     )
     workflow = Workflow({"service": service}, include=["service"], run_dir=tmp_path / "mrun")
+    monkeypatch.chdir(tmp_path)  # the host job starts here: the agent's run dir lands here
     workflow.start()
     seen: dict = {}
     try:

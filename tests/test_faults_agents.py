@@ -36,13 +36,15 @@ MANAGER_CONFIG = {
 def workflow(tmp_path_factory, slurm_cluster):
     root = tmp_path_factory.mktemp("fault-agents")
     workflow = Workflow(MANAGER_CONFIG, include=["service"], run_dir=root / "manager-run")
-    dfk = workflow.start()
-    try:
-        # The pool is up before any test's leftover check counts processes.
-        assert P.wait_for(dfk.executors["service"].connected_managers, timeout=60)
-        yield workflow
-    finally:
-        workflow.cleanup()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)  # agents' default run directories land here, not in the checkout
+        dfk = workflow.start()
+        try:
+            # The pool is up before any test's leftover check counts processes.
+            assert P.wait_for(dfk.executors["service"].connected_managers, timeout=60)
+            yield workflow
+        finally:
+            workflow.cleanup()
     left = P.wait_until_gone(P.processes_under, root)
     assert left == [], f"processes left behind: {left}"
 

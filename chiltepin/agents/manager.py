@@ -105,6 +105,20 @@ class ChiltepinManager(Manager):
         """Names ``launch(executor=...)`` accepts (``event_loop``: this process)."""
         return list(self._chiltepin_executors)
 
+    def agent_rows(self) -> list[dict[str, Any]]:
+        """The agents launched here, as ``chiltepin status`` lists them: ``agent_id``,
+        ``agent_class``, ``executor``, ``state`` (running or stopped)."""
+        running = self.running()
+        return [
+            {
+                "agent_id": str(agent_id.uid),
+                "agent_class": label,
+                "executor": self._placed.get(agent_id),
+                "state": "running" if agent_id in running else "stopped",
+            }
+            for agent_id, label in list(self._labels.items())
+        ]
+
     def on_close(self, closer: Closer) -> None:
         """Run ``closer`` (sync or async) after the manager has closed, even on error."""
         self._closers.append(closer)

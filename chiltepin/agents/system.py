@@ -129,11 +129,30 @@ class AgentSystem:
             if owned:
                 await asyncio.to_thread(workflow.cleanup)
             raise
+        exchange = self._exchange_label()
+
+        def agents() -> list[dict[str, Any]]:
+            return [{**row, "exchange": exchange} for row in manager.agent_rows()]
+
+        workflow.add_status("agents", agents)
         if owned:
             manager.on_close(lambda: asyncio.to_thread(workflow.cleanup))
+        else:
+            manager.on_close(lambda: workflow.remove_status("agents", agents))
         if stop_exchange is not None:
             manager.on_close(stop_exchange)
         return manager
+
+    def _exchange_label(self) -> str:
+        """Where this system's agents talk, for ``chiltepin status`` (no credentials)."""
+        from chiltepin.agents.exchange import get_kind
+        from chiltepin.config.schema import ExchangeSettings
+
+        if isinstance(self.exchange, ExchangeSettings):
+            kind = get_kind(self.exchange.kind)
+            label = kind.label(self.exchange)
+            return f"{label} (in this program)" if kind.owned else label
+        return type(self.exchange).__name__
 
     def _workflow(self) -> tuple[Any, bool]:
         if self.workflow is not None:

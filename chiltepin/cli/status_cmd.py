@@ -49,6 +49,11 @@ def _status(args: argparse.Namespace) -> int:
                 job = f" job {block['job_id']}" if block.get("job_id") else ""
                 reason = f" ({block['reason']})" if block.get("reason") else ""
                 print(f"  {label}: block {block['block']}{job} {block['state']}{reason}")
+        for agent in run.get("agents") or []:
+            print(
+                f"  agent {agent.get('agent_class')} {agent.get('agent_id')} on "
+                f"{agent.get('executor')}: {agent.get('state')}, exchange {agent.get('exchange')}"
+            )
     for row in services:
         print(
             f"agent service {row['name']}: {row['status']}, {row.get('agent_class') or '-'}, "
@@ -59,4 +64,4 @@ def _status(args: argparse.Namespace) -> int:
 
 def _run_json(run: dict[str, Any]) -> dict[str, Any]:
     keys = ("run_dir", "run_id", "site", "pid", "host", "started", "updated", "executors", "tasks")
-    return {key: run.get(key) for key in keys}
+    return {**{key: run.get(key) for key in keys}, "agents": run.get("agents") or []}
