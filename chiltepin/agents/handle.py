@@ -23,7 +23,7 @@ from academy.exception import (
 from academy.handle import Handle
 
 from chiltepin.agents.errors import AgentFailedError
-from chiltepin.errors import ActionTimeout
+from chiltepin.errors import ActionTimeout, ExchangeError
 
 if TYPE_CHECKING:
     from academy.agent import Agent
@@ -78,12 +78,17 @@ class AgentHandle(Handle[AgentT], Generic[AgentT]):
         timeout = self.action_timeout
         call = asyncio.ensure_future(self._action(action, *args, **kwargs))
         gone = asyncio.ensure_future(self._agent_gone())
+        lost = asyncio.ensure_future(self._exchange_lost())
         try:
             done, _ = await asyncio.wait(
-                {call, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                {call, gone, lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if call in done:
                 return call.result()
+            if lost in done:
+                raise ExchangeError(
+                    f"agent {self._label()}: action '{action}' cannot finish: {lost.result()}"
+                )
             if gone in done and gone.result():
                 await self._raise_agent_failure()
                 raise AgentFailedError(f"agent {self._label()} stopped during action '{action}'")
@@ -93,7 +98,7 @@ class AgentHandle(Handle[AgentT], Generic[AgentT]):
                 "CHILTEPIN_ACTION_TIMEOUT, or 'chiltepin agent call --timeout')"
             )
         finally:
-            for pending in (call, gone):
+            for pending in (call, gone, lost):
                 if not pending.done():
                     pending.cancel()
 
@@ -123,6 +128,13 @@ class AgentHandle(Handle[AgentT], Generic[AgentT]):
         except Exception:  # noqa: BLE001 - stopped, with an error: the caller reports it
             return True
         return True
+
+    async def _exchange_lost(self) -> str:
+        """Why the exchange of our manager is gone, once it is (never returns otherwise)."""
+        manager = self._chiltepin_manager() if self._chiltepin_manager is not None else None
+        if manager is None:
+            await asyncio.Event().wait()
+        return await manager.exchange_lost()
 
     async def _action(self, action: str, /, *args: Any, **kwargs: Any) -> Any:
         try:

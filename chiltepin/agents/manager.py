@@ -89,6 +89,8 @@ class ChiltepinManager(Manager):
         self._labels: dict[AgentId[Any], str] = {}  # every agent launched here -> class name
         self._placed: dict[AgentId[Any], str] = {}  # every agent launched here -> executor
         self._launching = asyncio.Lock()
+        self._exchange_lost: str | None = None
+        self._exchange_gone = asyncio.Event()
 
     def add_executor(self, name: str, executor: Executor) -> ChiltepinManager:
         super().add_executor(name, executor)
@@ -118,6 +120,26 @@ class ChiltepinManager(Manager):
             }
             for agent_id, label in list(self._labels.items())
         ]
+
+    def watch_exchange(self, died: Awaitable[str | None]) -> None:
+        """``died`` returns why the exchange is gone (or None when it was stopped): then
+        every pending and later action of this manager's handles fails at once with an
+        ExchangeError saying so."""
+
+        def record(task: asyncio.Task[str | None]) -> None:
+            if not task.cancelled() and task.exception() is None and task.result():
+                self._exchange_lost = task.result()
+                logger.error("%s", self._exchange_lost)
+                self._exchange_gone.set()
+
+        watch = asyncio.ensure_future(died)
+        watch.add_done_callback(record)
+        self.on_close(watch.cancel)
+
+    async def exchange_lost(self) -> str:
+        """Wait until the exchange is gone (see :meth:`watch_exchange`); why."""
+        await self._exchange_gone.wait()
+        return self._exchange_lost or "the exchange is gone"
 
     def on_close(self, closer: Closer) -> None:
         """Run ``closer`` (sync or async) after the manager has closed, even on error."""

@@ -104,8 +104,10 @@ class AgentSystem:
         Closing it stops its agents, then the embedded exchange (if any), then the site
         workflow (if the system made it).
         """
+        from chiltepin.agents._academy_compat import quiet_academy_logs
         from chiltepin.agents.manager import ChiltepinManager
 
+        quiet_academy_logs()
         workflow, owned = self._workflow()
         if owned:
             await asyncio.to_thread(workflow.start)
@@ -141,6 +143,7 @@ class AgentSystem:
             manager.on_close(lambda: workflow.remove_status("agents", agents))
         if stop_exchange is not None:
             manager.on_close(stop_exchange)
+            manager.watch_exchange(stop_exchange.server.died())
         return manager
 
     def _exchange_label(self) -> str:

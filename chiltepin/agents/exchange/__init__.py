@@ -138,8 +138,19 @@ def build_factory(
     return kind.factory_class()(*args, **kwargs)
 
 
+class ServerCloser:
+    """``await close()`` stops the exchange server this process runs (``.server``)."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    async def __call__(self) -> None:
+        await self.server.astop()
+
+
 async def open_exchange(value: ExchangeLike | None) -> tuple[Any, Closer | None]:
-    """Return ``(factory, close)`` for ``value``; ``close`` stops a server the kind runs."""
+    """Return ``(factory, close)`` for ``value``; ``close`` (a :class:`ServerCloser`)
+    stops a server the kind runs."""
     settings = exchange_settings(value)
     if not isinstance(settings, ExchangeSettings):
         return settings, None
@@ -152,7 +163,7 @@ async def open_exchange(value: ExchangeLike | None) -> tuple[Any, Closer | None]
     except BaseException:
         await server.astop()
         raise
-    return factory, server.astop
+    return factory, ServerCloser(server)
 
 
 __all__ = [

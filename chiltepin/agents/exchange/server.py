@@ -196,6 +196,18 @@ class EmbeddedExchange:
     async def astart(self) -> str:
         return await asyncio.to_thread(self.start)
 
+    async def died(self, every: float = 0.5) -> str | None:
+        """Return why once the server exits by itself (killed, crashed); None once it
+        is stopped by :meth:`stop`."""
+        proc = self._proc
+        while proc is not None and proc is self._proc:
+            status = proc.poll()
+            if status is not None:
+                how = f"signal {-status}" if status < 0 else f"status {status}"
+                return f"its embedded exchange (pid {proc.pid}, {self.url}) died ({how})"
+            await asyncio.sleep(every)
+        return None
+
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
 

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from chiltepin.agents._academy_compat import quiet_academy_logs
 from chiltepin.agents.exchange import build_factory, exchange_label, get_kind, mask_url
 from chiltepin.agents.serve.config import SERVICE_NAME_RE, add_python_path, load_service
 from chiltepin.agents.serve.state import (
@@ -32,7 +33,6 @@ from chiltepin.agents.serve.state import (
     lock_held,
     lock_path,
     log_path,
-    quiet_academy_logs,
     read_state,
     remove_state,
     scan_states,

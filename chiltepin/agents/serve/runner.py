@@ -24,6 +24,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from chiltepin.agents._academy_compat import quiet_academy_logs
 from chiltepin.agents.exchange import get_kind
 from chiltepin.agents.exchange.base import mask_url
 from chiltepin.agents.serve.config import AgentService
@@ -36,7 +37,6 @@ from chiltepin.agents.serve.state import (
     exchange_dir,
     lock_path,
     process_created,
-    quiet_academy_logs,
     read_state,
     remove_state,
     write_state,
