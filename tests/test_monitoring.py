@@ -365,3 +365,24 @@ def test_without_the_viewer_installed_monitor_says_what_to_install(monkeypatch):
 
     with pytest.raises(ConfigError, match=r"pip install 'chiltepin\[monitoring\]'"):
         viewer_available()
+
+
+def test_a_profile_turns_monitoring_on_for_its_executors(tmp_path, monkeypatch):
+    from chiltepin.config.parsl_config import build_parsl_config
+    from chiltepin.config.source import WorkflowSource
+
+    (tmp_path / "mon.yaml").write_text(
+        "name: mon\nscheduler: localhost\ndefaults:\n  monitoring: true\n"
+        "executors:\n  compute: {}\n  quiet: {monitoring: false}\n"
+    )
+    monkeypatch.setenv("CHILTEPIN_SITE_PATH", str(tmp_path))
+    resolved = WorkflowSource(site="mon").resolve()
+    assert resolved.resources["compute"].monitoring is True
+    assert resolved.resources["quiet"].monitoring is False
+    run_dir = tmp_path / "a run? #dir"
+    config = build_parsl_config(resolved.resources, run_dir=str(run_dir))
+    assert config.monitoring is not None
+    assert config.monitoring.logging_endpoint.startswith("sqlite:///file:")
+    assert "%3F" in config.monitoring.logging_endpoint  # the path survives its '?'
+    quiet = build_parsl_config({"quiet": resolved.resources["quiet"]}, run_dir=str(run_dir))
+    assert quiet.monitoring is None
