@@ -178,7 +178,8 @@ def main(argv=None) -> dict:
 
         os.environ.update(cluster.start())
     # Slurm jobs start in the submitting directory: keep run directories out of the cwd.
-    with tempfile.TemporaryDirectory(prefix="bench-agents-") as run_root:
+    shared = cluster.SHARED_TMP if cluster is not None else None
+    with tempfile.TemporaryDirectory(prefix="bench-agents-", dir=shared) as run_root:
         previous = os.getcwd()
         os.chdir(run_root)
         try:

@@ -66,18 +66,21 @@ def manager_config(site: str, agents: int) -> dict:
     against cores_per_worker, so keep that small)."""
     sizing = {"max_workers_per_node": agents, "cores_per_worker": 0.01}
     if site == "testcluster":
-        return {
-            "service": {
-                "provider": "slurm",
-                "partition": "service",
-                "cores_per_node": 4,
-                "exclusive": False,
-                "walltime": "00:15:00",
-                "init_blocks": 1,
-                **sizing,
-            }
-        }
+        return {"service": {**cluster_resource("service", 4), "init_blocks": 1, **sizing}}
     return {"service": {"provider": "localhost", "init_blocks": 1, **sizing}}
+
+
+def cluster_resource(partition: str, cores: int) -> dict:
+    """An executor on the test cluster: its workers reach the login node on the cluster
+    network (the bridge tests/infra/slurm.sh made)."""
+    return {
+        "provider": "slurm",
+        "partition": partition,
+        "cores_per_node": cores,
+        "exclusive": False,
+        "walltime": "00:15:00",
+        "interface": os.environ["CHILTEPIN_SLURM_BRIDGE"],
+    }
 
 
 def agent_tree(pid: int, run_dir: str) -> tuple[list[psutil.Process], list[psutil.Process]]:
@@ -141,7 +144,9 @@ def shared_processes(agent_pids: list[int]) -> list[psutil.Process]:
 
 async def measure(system: AgentSystem, agents: int, site: str, task_max: int, idle: float):
     if site == "testcluster":
-        launch_args = {"site": site, "agent_workflow_include": ["compute"]}
+        # One core per agent's compute job, so that N=10 of them fit the cluster at once.
+        compute = {**cluster_resource("compute", 1), "max_workers_per_node": 1}
+        launch_args = {"agent_workflow_config": {"compute": compute}}
     else:
         launch_args = {
             "agent_workflow_config": LOCAL_AGENT_CONFIG,
@@ -204,7 +209,10 @@ async def run(site: str, counts: list[int], task_max: int, idle: float, root: st
         )
         workflow.start()
         try:
-            system = AgentSystem(workflow, ["service"])
+            exchange = None
+            if site == "testcluster":  # the agents run on the nodes: not on loopback
+                exchange = {"kind": "embedded", "interface": os.environ["CHILTEPIN_SLURM_BRIDGE"]}
+            system = AgentSystem(workflow, ["service"], exchange=exchange)
             results.append(await measure(system, agents, site, task_max, idle))
         finally:
             workflow.cleanup()
@@ -238,19 +246,20 @@ def main(argv=None) -> list[dict]:
         "--task-max",
         type=int,
         help="measure first task actions up to this many agents (each agent's first task "
-        "starts its own worker pool, on testcluster a Slurm job holding a compute node: "
-        "default 10 here, 1 on testcluster)",
+        "starts its own worker pool, on testcluster a one-core Slurm job; default 10)",
     )
     parser.add_argument("--idle", type=float, default=30.0, help="idle window, seconds")
     args = parser.parse_args(argv)
     if args.task_max is None:
-        args.task_max = 1 if args.site == "testcluster" else 10
+        args.task_max = 10
+    cluster = None
     if args.site == "testcluster":
         sys.path.insert(0, str(HERE.parent / "tests" / "infra"))
         import slurm_cluster as cluster
 
         os.environ.update(cluster.start())
-    with tempfile.TemporaryDirectory(prefix="bench-agents-scale-") as root:
+    prefix = "bench-agents-scale-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=cluster and cluster.SHARED_TMP) as root:
         previous = os.getcwd()
         os.chdir(root)  # Slurm jobs start in the submitting directory; run dirs land here
         try:

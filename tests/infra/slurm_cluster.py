@@ -80,6 +80,11 @@ def env() -> dict[str, str]:
     return out
 
 
+#: Where run directories go: each node has a private /tmp, and workers must read their
+#: run directory (its certificates); /var/tmp is the machine's, seen by every node.
+SHARED_TMP = "/var/tmp"
+
+
 def start(timeout: float = 900) -> dict[str, str]:
     """Start the cluster (installing packages on first use); return env vars to set.
 
