@@ -104,7 +104,7 @@ class AgentSystem:
         Closing it stops its agents, then the embedded exchange (if any), then the site
         workflow (if the system made it).
         """
-        from chiltepin.agents._academy_compat import quiet_academy_logs
+        from chiltepin.agents.exchange.base import quiet_academy_logs
         from chiltepin.agents.manager import ChiltepinManager
 
         quiet_academy_logs()

@@ -8,6 +8,7 @@ naming the key.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, ClassVar
 from urllib.parse import SplitResult, urlsplit
@@ -157,3 +158,42 @@ def check_url(
         port = int(raw)
     if port is not None and not 1 <= port <= 65535:
         raise _KeyProblem(key, f"{shown}: port must be between 1 and 65535, got {port}", hint)
+
+
+# --- Academy's exchange-client logs ------------------------------------------------------
+
+
+class _QuietAcademyLogs(logging.Filter):
+    """Academy's HTTP client logs a traceback for every failed request attempt, including
+    those cancelled by a normal close (e.g. a heartbeat in flight, not an error) and each
+    retry while an exchange restarts; its background tasks log one when they end with an
+    error (the service reports that error itself). Cancellations are dropped, the others
+    become one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import asyncio
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, asyncio.CancelledError):
+            return False
+        if exc is not None:
+            text = str(exc) or type(exc).__name__
+            record.msg = "exchange client: %s: %s"
+            record.args = (type(exc).__name__, mask_url(text.splitlines()[0]))
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_FILTER = _QuietAcademyLogs()
+#: The loggers :class:`_QuietAcademyLogs` applies to.
+_QUIET_LOGGERS = ("academy.exchange.cloud.client", "academy.logging.helpers")
+
+
+def quiet_academy_logs() -> None:
+    """Apply :class:`_QuietAcademyLogs` (idempotent)."""
+    for name in _QUIET_LOGGERS:
+        academy = logging.getLogger(name)
+        if _FILTER not in academy.filters:
+            academy.addFilter(_FILTER)

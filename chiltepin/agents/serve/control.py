@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from chiltepin.agents._academy_compat import quiet_academy_logs
 from chiltepin.agents.exchange import build_factory, exchange_label, get_kind, mask_url
+from chiltepin.agents.exchange.base import quiet_academy_logs
 from chiltepin.agents.serve.config import SERVICE_NAME_RE, add_python_path, load_service
 from chiltepin.agents.serve.state import (
     RUNNING,

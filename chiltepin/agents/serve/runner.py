@@ -24,9 +24,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from chiltepin.agents._academy_compat import quiet_academy_logs
 from chiltepin.agents.exchange import get_kind
-from chiltepin.agents.exchange.base import mask_url
+from chiltepin.agents.exchange.base import mask_url, quiet_academy_logs
 from chiltepin.agents.serve.config import AgentService
 from chiltepin.agents.serve.state import (
     RECONNECTING,
