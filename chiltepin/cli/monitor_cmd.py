@@ -47,8 +47,9 @@ def _monitor(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
         url = viewer.start()
-        print(url, flush=True)
+        # The URL last: whoever reads it (a script, a test) may stop the viewer at once.
         info(f"chiltepin: monitoring pages of {database} (Ctrl-C stops them)")
+        print(url, flush=True)
         status = viewer.wait()
     finally:
         viewer.stop()
