@@ -26,6 +26,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 sys.path[:0] = [str(TESTS), str(_EXAMPLES)]
 
+from helpers import processes  # noqa: E402
 from helpers.cli import run as chiltepin_cli  # noqa: E402
 from helpers.infra import (  # noqa: E402
     BIN,
@@ -48,6 +49,27 @@ atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], True)  # nothing l
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="chiltepin-state-")
 atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], True)
 os.environ.pop("CHILTEPIN_SITE_PATH", None)
+
+
+#: Session fixtures that start the shared infrastructure (one Slurm cluster, one podman
+#: store and registry): every test that uses one runs in the worker that owns them.
+CLUSTER_FIXTURES = frozenset({"slurm_cluster", "container_infra"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """tests/run.sh runs the suite on two pytest-xdist workers (``--dist loadgroup``). The
+    tests on the cluster and in containers are one group, run in order by one worker, as
+    the infrastructure is one per machine; they come first, being the longest part. Every
+    other module is a group of its own (its module fixtures are made once), run by the
+    other worker and, once the cluster group is done, by both."""
+
+    def on_cluster(item) -> bool:
+        return bool(CLUSTER_FIXTURES.intersection(item.fixturenames))
+
+    items.sort(key=lambda item: not on_cluster(item))  # stable: the order within groups stays
+    for item in items:
+        group = "cluster" if on_cluster(item) else item.nodeid.partition("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture
@@ -99,6 +121,7 @@ def slurm_cluster():
     sys.path.insert(0, str(TESTS / "infra"))
     import slurm_cluster as cluster
 
+    processes.claims_unmarked = True
     try:
         env = cluster.start()
     except (cluster.SlurmClusterError, OSError) as exc:
@@ -129,6 +152,7 @@ def container_infra():
     sys.path.insert(0, str(TESTS / "infra"))
     import containers_env
 
+    processes.claims_unmarked = True
     try:
         values = containers_env.apply_env()
         containers_env.build_image()
@@ -232,6 +256,8 @@ _RUNINFO_BEFORE = CHECKOUT_RUNINFO.exists()
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller checks once all workers are done
     if not _RUNINFO_BEFORE and CHECKOUT_RUNINFO.exists():
         left = sorted(str(p.relative_to(REPO)) for p in CHECKOUT_RUNINFO.rglob("*") if p.is_dir())
         shutil.rmtree(CHECKOUT_RUNINFO, ignore_errors=True)

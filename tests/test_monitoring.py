@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import processes as P
 from helpers.cli import CLI, one_line_error
 from helpers.cli import run as chiltepin
 from helpers.infra import TESTS, require
@@ -92,14 +93,8 @@ def monitored_run(tmp_path_factory):
 
 
 def retitled() -> list[int]:
-    """Parsl's monitoring processes (by the titles they give themselves) run by anyone."""
-    import psutil
-
-    return [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if "parsl: monitoring" in " ".join(p.info["cmdline"] or [])
-    ]
+    """Parsl's monitoring processes (by the titles they give themselves) of this run."""
+    return [p.pid for p in P.matching(lambda cmd: "parsl: monitoring" in cmd)]
 
 
 def marked(mark: str) -> list[int]:

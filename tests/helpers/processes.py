@@ -14,18 +14,49 @@ INTERCHANGE_MARKERS = ("interchange.py", "HTEX interchange")
 PARSL_PROCESS_MARKERS = (*INTERCHANGE_MARKERS, "process_worker_pool.py")
 
 
+#: The pytest-xdist worker this process is (tests/run.sh runs two), inherited through the
+#: environment by what its tests start; None outside xdist.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+_WORKER_VAR = b"PYTEST_XDIST_WORKER="
+#: Whether this worker runs the tests on the Slurm cluster and in containers (conftest's
+#: "cluster" group, one worker): processes that lost the environment on the way (those in
+#: containers) are counted as its own.
+claims_unmarked = False
+
+
+def worker_of(pid: int) -> str | None:
+    """The xdist worker whose tests started process ``pid`` (from its environment)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    for entry in environ.split(b"\0"):
+        if entry.startswith(_WORKER_VAR):
+            return entry[len(_WORKER_VAR) :].decode(errors="replace")
+    return None
+
+
+def ours(pid: int) -> bool:
+    """Whether process ``pid`` is this test run's to account for: outside xdist, every
+    process; under xdist, those this worker's tests started (and unmarked ones if this
+    worker runs the cluster group)."""
+    if WORKER is None:
+        return True
+    worker = worker_of(pid)
+    return worker == WORKER if worker is not None else claims_unmarked
+
+
 def parsl_processes() -> list[str]:
-    """Command lines of Parsl interchange and worker processes still running."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    """Command lines (``PID ARGS``) of this run's Parsl interchanges and worker pools."""
     return [
-        line.strip()
-        for line in out.splitlines()
-        if any(m in line for m in PARSL_PROCESS_MARKERS) and "ps -eo" not in line
+        f"{proc.pid} {' '.join(proc.info['cmdline'])}"
+        for proc in matching(lambda cmd: any(m in cmd for m in PARSL_PROCESS_MARKERS))
     ]
 
 
 def matching(match: Callable[[str], bool]) -> list:
-    """Live (not zombie) processes whose command line ``match`` accepts."""
+    """Live (not zombie) processes of this run (:func:`ours`) whose command line ``match``
+    accepts."""
     import psutil
 
     found = []
@@ -33,7 +64,7 @@ def matching(match: Callable[[str], bool]) -> list:
         try:
             if proc.info["status"] == psutil.STATUS_ZOMBIE:
                 continue
-            if match(" ".join(proc.info["cmdline"] or [])):
+            if match(" ".join(proc.info["cmdline"] or [])) and ours(proc.pid):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
