@@ -69,9 +69,11 @@ install_packages() {
     [ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}); run setup as root"
     log "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
+    # As in slurm.sh: wait for other apt runs (the other test worker's, anyone's).
+    local apt=(flock -w 900 /var/tmp/chiltepin-apt.lock apt-get -qq -o DPkg::Lock::Timeout=300)
+    "${apt[@]}" update
     # Recommends are skipped: podman's pull in dbus-user-session/systemd bits.
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # min(wanted, hard limit of this shell): asking for more than the hard limit makes

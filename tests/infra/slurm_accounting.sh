@@ -53,7 +53,8 @@ accounting_install() {
     local pkgs=(slurmdbd mariadb-server slurm-wlm-mysql-plugin)
     log "installing ${pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    local apt=(apt-get -qq -o DPkg::Lock::Timeout=300)
+    # As in slurm.sh: wait for other apt runs.
+    local apt=(flock -w 900 /var/tmp/chiltepin-apt.lock apt-get -qq -o DPkg::Lock::Timeout=300)
     if ! "${apt[@]}" install -y --no-install-recommends "${pkgs[@]}" >/dev/null; then
         log "install failed with the current package lists: apt-get update, retrying"
         "${apt[@]}" update >/dev/null
