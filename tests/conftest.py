@@ -52,24 +52,26 @@ os.environ.pop("CHILTEPIN_SITE_PATH", None)
 
 
 #: Session fixtures that start the shared infrastructure (one Slurm cluster, one podman
-#: store and registry): every test that uses one runs in the worker that owns them.
+#: store and registry per machine): tests that use one make up the ``cluster`` lane.
 CLUSTER_FIXTURES = frozenset({"slurm_cluster", "container_infra"})
+LANES = ("cluster", "local")
 
 
 def pytest_collection_modifyitems(config, items):
-    """tests/run.sh runs the suite on two pytest-xdist workers (``--dist loadgroup``). The
-    tests on the cluster and in containers are one group, run in order by one worker, as
-    the infrastructure is one per machine; they come first, being the longest part. Every
-    other module is a group of its own (its module fixtures are made once), run by the
-    other worker and, once the cluster group is done, by both."""
-
-    def on_cluster(item) -> bool:
-        return bool(CLUSTER_FIXTURES.intersection(item.fixturenames))
-
-    items.sort(key=lambda item: not on_cluster(item))  # stable: the order within groups stays
+    """tests/run.sh runs two lanes at once, each a pytest of its own: ``cluster`` (tests on
+    the Slurm cluster or in containers) and ``local`` (the others). A lane deselects the
+    other lane's tests; without $CHILTEPIN_TEST_LANE everything runs."""
+    if processes.LANE is None:
+        return
+    if processes.LANE not in LANES:
+        raise pytest.UsageError(f"CHILTEPIN_TEST_LANE must be one of {', '.join(LANES)}")
+    keep, drop = [], []
     for item in items:
-        group = "cluster" if on_cluster(item) else item.nodeid.partition("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        lane = "cluster" if CLUSTER_FIXTURES.intersection(item.fixturenames) else "local"
+        (keep if lane == processes.LANE else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture
@@ -121,7 +123,6 @@ def slurm_cluster():
     sys.path.insert(0, str(TESTS / "infra"))
     import slurm_cluster as cluster
 
-    processes.claims_unmarked = True
     try:
         env = cluster.start()
     except (cluster.SlurmClusterError, OSError) as exc:
@@ -152,7 +153,6 @@ def container_infra():
     sys.path.insert(0, str(TESTS / "infra"))
     import containers_env
 
-    processes.claims_unmarked = True
     try:
         values = containers_env.apply_env()
         containers_env.build_image()
@@ -256,8 +256,6 @@ _RUNINFO_BEFORE = CHECKOUT_RUNINFO.exists()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if hasattr(session.config, "workerinput"):
-        return  # an xdist worker: the controller checks once all workers are done
     if not _RUNINFO_BEFORE and CHECKOUT_RUNINFO.exists():
         left = sorted(str(p.relative_to(REPO)) for p in CHECKOUT_RUNINFO.rglob("*") if p.is_dir())
         shutil.rmtree(CHECKOUT_RUNINFO, ignore_errors=True)

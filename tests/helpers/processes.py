@@ -14,36 +14,35 @@ INTERCHANGE_MARKERS = ("interchange.py", "HTEX interchange")
 PARSL_PROCESS_MARKERS = (*INTERCHANGE_MARKERS, "process_worker_pool.py")
 
 
-#: The pytest-xdist worker this process is (tests/run.sh runs two), inherited through the
-#: environment by what its tests start; None outside xdist.
-WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-_WORKER_VAR = b"PYTEST_XDIST_WORKER="
-#: Whether this worker runs the tests on the Slurm cluster and in containers (conftest's
-#: "cluster" group, one worker): processes that lost the environment on the way (those in
-#: containers) are counted as its own.
-claims_unmarked = False
+#: The lane this pytest runs (tests/run.sh runs two at once: ``cluster``, the tests on the
+#: Slurm cluster or in containers, and ``local``, the others), inherited through the
+#: environment by what its tests start; None when the suite runs as one process.
+LANE = os.environ.get("CHILTEPIN_TEST_LANE")
+_LANE_VAR = b"CHILTEPIN_TEST_LANE="
+#: The lane that counts processes that lost the environment on the way (those started in
+#: containers) as its own: only it starts containers.
+UNMARKED_LANE = "cluster"
 
 
-def worker_of(pid: int) -> str | None:
-    """The xdist worker whose tests started process ``pid`` (from its environment)."""
+def lane_of(pid: int) -> str | None:
+    """The lane whose tests started process ``pid`` (from its environment), if marked."""
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return None
     for entry in environ.split(b"\0"):
-        if entry.startswith(_WORKER_VAR):
-            return entry[len(_WORKER_VAR) :].decode(errors="replace")
+        if entry.startswith(_LANE_VAR):
+            return entry[len(_LANE_VAR) :].decode(errors="replace")
     return None
 
 
 def ours(pid: int) -> bool:
-    """Whether process ``pid`` is this test run's to account for: outside xdist, every
-    process; under xdist, those this worker's tests started (and unmarked ones if this
-    worker runs the cluster group)."""
-    if WORKER is None:
+    """Whether process ``pid`` is this test run's to account for: every process when the
+    suite runs as one; in a lane, those its tests started (see :data:`UNMARKED_LANE`)."""
+    if LANE is None:
         return True
-    worker = worker_of(pid)
-    return worker == WORKER if worker is not None else claims_unmarked
+    lane = lane_of(pid)
+    return lane == LANE if lane is not None else LANE == UNMARKED_LANE
 
 
 def parsl_processes() -> list[str]:
