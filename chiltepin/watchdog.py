@@ -100,10 +100,12 @@ class Ledger:
     def interchange(self, pid: int) -> None:
         self._append({"kind": "interchange", "pid": pid, "created": process_created(pid)})
 
-    def process(self, pid: int) -> None:
+    def process(self, pid: int, *, group: bool = False) -> None:
         """Record a helper process of the driver (Parsl's monitoring database and router)
-        that would outlive a killed driver: stopped as its interchange is."""
-        self._append({"kind": "process", "pid": pid, "created": process_created(pid)})
+        that would outlive a killed driver: stopped as its interchange is. ``group``: stop
+        its whole process group (a local block: its shell, worker pool and workers)."""
+        entry = {"kind": "process", "pid": pid, "created": process_created(pid)}
+        self._append({**entry, "group": True} if group else entry)
 
     def entries(self) -> list[dict[str, Any]]:
         return read_entries(self.run_dir)
@@ -187,6 +189,42 @@ def stop_process(pid: int, created: float | None, grace: float = TERM_GRACE) -> 
 STOPPED_KINDS = ("interchange", "process")
 
 
+def stop_group(pid: int, created: float | None, grace: float = TERM_GRACE) -> bool:
+    """SIGTERM the process group of ``pid`` (if it is still that process and the group is
+    not this process's own), SIGKILL what is left after ``grace``; True if it was running."""
+    if not alive(pid, created):
+        return False
+    try:
+        group = os.getpgid(pid)
+    except ProcessLookupError:
+        return False
+    if group == os.getpgrp():
+        return stop_process(pid, created, grace)
+
+    def signal_group(signum: int) -> bool:
+        try:
+            os.killpg(group, signum)
+        except ProcessLookupError:
+            return False
+        return True
+
+    signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while signal_group(0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    signal_group(signal.SIGKILL)
+    return True
+
+
+def stop_entry(entry: dict[str, Any]) -> bool:
+    """Stop the process a ledger entry of :data:`STOPPED_KINDS` names; True if it ran."""
+    pid = entry.get("pid")
+    if entry.get("kind") not in STOPPED_KINDS or not isinstance(pid, int):
+        return False
+    stop = stop_group if entry.get("group") else stop_process
+    return stop(pid, entry.get("created"))
+
+
 def children() -> set[int]:
     """This process's direct children."""
     import psutil
@@ -236,10 +274,8 @@ def reap(run_dir: str | Path) -> Reaped:
 
     reaped = Reaped()
     for entry in entries:
-        if entry.get("kind") in STOPPED_KINDS and owner_dead(entry):
-            pid = entry.get("pid")
-            if isinstance(pid, int) and stop_process(pid, entry.get("created")):
-                reaped.interchanges.append(pid)
+        if entry.get("kind") in STOPPED_KINDS and owner_dead(entry) and stop_entry(entry):
+            reaped.interchanges.append(entry["pid"])
     jobs = [job for job in open_jobs(entries) if owner_dead(job)]
     if jobs:
         reaped.jobs = cancel_jobs(jobs)
@@ -390,10 +426,10 @@ def _watch(target: int, owner: int, owner_created: float | None, run_dir: Path) 
             _log(run_dir, f"driver {owner} {why}: stopping interchange {target}")
             stop_process(target, target_created)
             for entry in read_entries(run_dir):
-                pid = entry.get("pid")
                 if entry.get("kind") == "process" and entry.get("owner") == owner:
-                    if isinstance(pid, int) and stop_process(pid, entry.get("created")):
-                        _log(run_dir, f"stopped process {pid} of driver {owner}")
+                    if stop_entry(entry):
+                        what = "process group of" if entry.get("group") else "process"
+                        _log(run_dir, f"stopped {what} {entry['pid']} of driver {owner}")
             jobs = open_jobs(read_entries(run_dir), owner=owner)
             if jobs:
                 ids = cancel_jobs(jobs)

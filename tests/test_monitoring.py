@@ -99,16 +99,9 @@ def retitled() -> list[int]:
 
 def marked(mark: str) -> list[int]:
     """Processes whose environment carries ``mark`` (the workflow's and its children's)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if f"CHILTEPIN_TEST_MARK={mark}".encode() in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+    import psutil
+
+    return [pid for pid in psutil.pids() if P.environ_value(pid, "CHILTEPIN_TEST_MARK") == mark]
 
 
 def wait_gone(probe, timeout: float = 30) -> list:

@@ -4,7 +4,8 @@ Workarounds of Parsl's providers live here, and only here:
 
 * Every submitted job is written to the run directory's ledger
   (:mod:`chiltepin.watchdog`), so a watchdog or the next Workflow can cancel it after
-  the driver died. Parsl has no hook on submission: ``submit``/``cancel`` are extended.
+  the driver died; a local block as its process group, to be stopped. Parsl has no hook
+  on submission: ``submit``/``cancel`` are extended.
 * Status is polled every ``status_period`` seconds (Parsl fixes 60 s for Slurm and PBS,
   so a lost block is replaced a minute late at best).
 * Slurm forgets a finished job after ``MinJobAge`` (the test cluster: 30 s, Slurm's
@@ -16,9 +17,10 @@ Workarounds of Parsl's providers live here, and only here:
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from parsl.providers import PBSProProvider, SlurmProvider
+from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider
 
 from chiltepin.watchdog import Ledger
 
@@ -92,8 +94,26 @@ class TrackedPBSProProvider(_Tracked, PBSProProvider):
         return cmd.startswith("qstat")
 
 
+class TrackedLocalProvider(LocalProvider):
+    """Parsl's LocalProvider; each block (a shell in a process group of its own, with the
+    worker pool under it) in the ledger, so a watchdog or the next Workflow stops it after
+    the driver died, rather than it waiting out its heartbeat threshold."""
+
+    chiltepin_ledger: Ledger | None = None
+    chiltepin_executor: str | None = None
+    chiltepin_status_period: float = 60.0  # set by the config builder; Parsl's polling stays
+
+    def submit(self, command: str, tasks_per_node: int, job_name: str = "parsl") -> Any:
+        job_id = super().submit(command, tasks_per_node, job_name)
+        if job_id and self.chiltepin_ledger is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.chiltepin_ledger.process(int(job_id), group=True)
+        return job_id
+
+
 #: Parsl provider class name -> the tracked class.
 TRACKED: dict[str, type] = {
     "SlurmProvider": TrackedSlurmProvider,
     "PBSProProvider": TrackedPBSProProvider,
+    "LocalProvider": TrackedLocalProvider,
 }

@@ -18,21 +18,21 @@ PARSL_PROCESS_MARKERS = (*INTERCHANGE_MARKERS, "process_worker_pool.py")
 #: Slurm cluster or in containers, and ``local``, the others), inherited through the
 #: environment by what its tests start; None when the suite runs as one process.
 LANE = os.environ.get("CHILTEPIN_TEST_LANE")
-_LANE_VAR = b"CHILTEPIN_TEST_LANE="
 #: The lane that counts processes that lost the environment on the way (those started in
 #: containers) as its own: only it starts containers.
 UNMARKED_LANE = "cluster"
 
 
-def lane_of(pid: int) -> str | None:
-    """The lane whose tests started process ``pid`` (from its environment), if marked."""
+def environ_value(pid: int, name: str) -> str | None:
+    """Variable ``name`` in process ``pid``'s environment (None if unset or unreadable)."""
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return None
+    prefix = f"{name}=".encode()
     for entry in environ.split(b"\0"):
-        if entry.startswith(_LANE_VAR):
-            return entry[len(_LANE_VAR) :].decode(errors="replace")
+        if entry.startswith(prefix):
+            return entry[len(prefix) :].decode(errors="replace")
     return None
 
 
@@ -41,7 +41,7 @@ def ours(pid: int) -> bool:
     suite runs as one; in a lane, those its tests started (see :data:`UNMARKED_LANE`)."""
     if LANE is None:
         return True
-    lane = lane_of(pid)
+    lane = environ_value(pid, "CHILTEPIN_TEST_LANE")
     return lane == LANE if lane is not None else LANE == UNMARKED_LANE
 
 
