@@ -428,7 +428,7 @@ def _watch(target: int, owner: int, owner_created: float | None, run_dir: Path) 
             for entry in read_entries(run_dir):
                 if entry.get("kind") == "process" and entry.get("owner") == owner:
                     if stop_entry(entry):
-                        what = "process group of" if entry.get("group") else "process"
+                        what = "the process group of pid" if entry.get("group") else "process"
                         _log(run_dir, f"stopped {what} {entry['pid']} of driver {owner}")
             jobs = open_jobs(read_entries(run_dir), owner=owner)
             if jobs:

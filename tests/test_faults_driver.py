@@ -82,6 +82,9 @@ def test_sigkill_watchdog_stops_interchange_and_cancels_jobs(slurm, tmp_path):
     assert queue is not None, f"jobs left after the driver was killed: {faults.jobs()}"
     log = (run_dir / "chiltepin-watchdog.log").read_text()
     assert f"cancelled jobs {info['job']}" in log, log
+    # The workflow's `local` block (its pool and workers) is stopped too, not left to
+    # wait out its heartbeat threshold.
+    assert "stopped the process group of pid" in log, log
 
 
 def test_next_workflow_cleans_what_a_dead_driver_left(slurm, tmp_path):
@@ -114,3 +117,38 @@ def test_next_workflow_cleans_what_a_dead_driver_left(slurm, tmp_path):
     print(f"\nnext Workflow cleaned the dead driver's interchange and job in {reaped:.1f} s")
     assert not left, left
     assert queue is not None, faults.jobs()
+
+
+def test_a_group_entry_stops_the_whole_group_but_never_the_callers(tmp_path):
+    """A local block's ledger entry stops its process group (shell, pool, workers); an
+    entry whose process shares the caller's group stops that process only."""
+    import subprocess
+    import threading
+
+    from chiltepin.watchdog import process_created, stop_entry
+
+    def entry(pid: int) -> dict:
+        return {"kind": "process", "pid": pid, "created": process_created(pid), "group": True}
+
+    block = subprocess.Popen(["bash", "-c", "sleep 300 & sleep 300 & wait"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while len(psutil.Process(block.pid).children()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        members = psutil.Process(block.pid).children()
+        assert len(members) == 2
+        # Reaped as it dies (a watchdog is not its parent; this test is).
+        reaper = threading.Thread(target=block.wait)
+        reaper.start()
+        assert stop_entry(entry(block.pid))
+        reaper.join(timeout=10)
+        assert block.returncode == -signal.SIGTERM
+        _, alive = psutil.wait_procs(members, timeout=10)
+        assert alive == []
+    finally:
+        if block.poll() is None:
+            os.killpg(block.pid, signal.SIGKILL)
+    same_group = subprocess.Popen(["sleep", "300"])
+    assert stop_entry(entry(same_group.pid))
+    assert same_group.wait(timeout=10) == -signal.SIGTERM
+    assert not stop_entry(entry(same_group.pid)), "a process that is gone is not stopped again"
