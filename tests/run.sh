@@ -13,6 +13,10 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 export PATH="$PWD/$VENV/bin:$PATH"
 "$VENV/bin/ruff" check chiltepin tests benchmarks examples
+# The checkout's bytecode, once: the suite starts Python over a thousand times (CLIs,
+# agents, workers) and some machines set PYTHONDONTWRITEBYTECODE, which would make every
+# one compile the toolkit again (__pycache__ is ignored by git).
+"$VENV/bin/python" -m compileall -q chiltepin tests examples benchmarks >/dev/null
 pytest=("$VENV/bin/python" -m pytest -p no:cacheprovider -rfEs --durations=15)
 
 if [[ "${CHILTEPIN_TEST_LANES:-2}" == 1 ]]; then
