@@ -97,7 +97,8 @@ async def test_action_timeout_per_handle(manager, slurm):
         assert probe.action_timeout == 3600.0  # the default: no call waits forever
         start = time.monotonic()
         with pytest.raises(ActionTimeout) as caught:
-            await probe.with_timeout(1.0).slow_sync(30.0)
+            # Well past the timeout, yet short: the agent's shutdown waits for the thread.
+            await probe.with_timeout(1.0).slow_sync(5.0)
         waited = time.monotonic() - start
         assert await probe.with_timeout(60).ticks_now() >= 0  # the agent still answers
     print(f"\naction timed out after {waited:.1f} s: {caught.value}")
