@@ -113,6 +113,7 @@ async def test_another_user_cannot_list_call_or_stop_your_agents(other_user, sha
 INTERCHANGE_PROBE = """
 import zmq.utils.monitor
 port = int(sys.argv[1])
+until_handshake = sys.argv[2] == "until-handshake"  # the control: that is all it shows
 context = zmq.Context()
 sock = context.socket(zmq.DEALER)
 monitor = sock.get_monitor_socket()
@@ -131,6 +132,8 @@ while time.monotonic() < deadline:
         sock.send_multipart([registration])
         sock.send_multipart([b"READY", json.dumps({"type": "heartbeat"}).encode()])
         sent = True
+        if until_handshake:
+            break
     if sock.poll(100):
         received.append(len(b"".join(sock.recv_multipart())))
 sock.close()
@@ -147,7 +150,9 @@ def _probe_interchange(encrypted: bool, run_dir: Path) -> dict:
         port = wf.dfk.executors["solo"].worker_port
         assert ts.add(1, 2).result(timeout=120) == 3
         futures = [ts.add(i, i) for i in range(20)]  # work the intruder could be handed
-        out = python_as_other(INTERCHANGE_PROBE, str(port))
+        out = python_as_other(
+            INTERCHANGE_PROBE, str(port), "full" if encrypted else "until-handshake"
+        )
         assert [f.result(timeout=120) for f in futures] == [2 * i for i in range(20)]
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
