@@ -200,20 +200,28 @@ def stop_group(pid: int, created: float | None, grace: float = TERM_GRACE) -> bo
         return False
     if group == os.getpgrp():
         return stop_process(pid, created, grace)
-
-    def signal_group(signum: int) -> bool:
-        try:
-            os.killpg(group, signum)
-        except ProcessLookupError:
-            return False
-        return True
-
-    signal_group(signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while signal_group(0) and time.monotonic() < deadline:
+    while _group_members(group) and time.monotonic() < deadline:
         time.sleep(0.1)
-    signal_group(signal.SIGKILL)
+    for member in _group_members(group):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
     return True
+
+
+def _group_members(group: int) -> list[int]:
+    """Live processes of process group ``group`` (zombies, whose parent has yet to reap
+    them, are not: a killed group may stay signalable for as long as they last)."""
+    import psutil
+
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == group:
+                members.append(proc.pid)
+    return members
 
 
 def stop_entry(entry: dict[str, Any]) -> bool:

@@ -14,7 +14,7 @@ import time
 import psutil
 import pytest
 from helpers import faults
-from helpers.processes import processes_under, wait_until_gone
+from helpers.processes import processes_under, wait_for, wait_until_gone
 
 from chiltepin.watchdog import read_entries
 
@@ -80,10 +80,13 @@ def test_sigkill_watchdog_stops_interchange_and_cancels_jobs(slurm, tmp_path):
     )
     assert not left, left
     assert queue is not None, f"jobs left after the driver was killed: {faults.jobs()}"
-    log = (run_dir / "chiltepin-watchdog.log").read_text()
-    assert f"cancelled jobs {info['job']}" in log, log
+    log_file = run_dir / "chiltepin-watchdog.log"
     # The workflow's `local` block (its pool and workers) is stopped too, not left to
-    # wait out its heartbeat threshold.
+    # wait out its heartbeat threshold (one interchange's watchdog logs it; the other
+    # may log the jobs first).
+    wait_for(lambda: "stopped the process group of pid" in log_file.read_text(), timeout=30)
+    log = log_file.read_text()
+    assert f"cancelled jobs {info['job']}" in log, log
     assert "stopped the process group of pid" in log, log
 
 
