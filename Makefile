@@ -26,7 +26,10 @@ demo: install
 test: install-dev
 	bash tests/run.sh
 
+# Bytecode first, as an installed toolkit has it (the checkout is an editable install, and
+# PYTHONDONTWRITEBYTECODE would have every agent and worker compile it again).
 bench: install-dev
+	$(PY) -m compileall -q chiltepin benchmarks >/dev/null
 	$(PY) benchmarks/run_all.py
 
 lint: install-dev

@@ -229,8 +229,8 @@ def main(argv=None) -> dict:
         f"{r['task_launches']} to first task action):"
     )
     print(f"  {'plain Academy agent, cold executor':<36}: {r['cold_first_s']:6.2f}")
-    print(f"  {'plain Academy agent':<36}: {r['plain_first_s']:6.2f}")
-    print(f"  {'chiltepin agent (own idle workflow)':<36}: {r['chiltepin_first_s']:6.2f}")
+    print(f"  {'plain Academy agent':<36}: {r['plain_first_s']:6.3f}")
+    print(f"  {'chiltepin agent (own idle workflow)':<36}: {r['chiltepin_first_s']:6.3f}")
     print(f"  {'chiltepin agent, first task action':<36}: {r['chiltepin_first_task_s']:6.2f}")
     # Fixed lines, compared over time (see issue 13).
     print(f"launch ratio chiltepin/plain: {r['chiltepin_first_s'] / r['plain_first_s']:.2f}")
