@@ -6,7 +6,9 @@ embedded HTTP exchange that AgentSystem starts). Round trips are sequential call
 async ``echo`` action; the chiltepin agent's sync action (run in a thread) is measured
 too. Launch-to-first-action covers registration, the Parsl submission, the agent's start
 (for a chiltepin agent: starting its own workflow) and the first reply; "cold" is the
-first launch on the executor, which also starts its worker pool.
+first launch on the executor, which also starts its worker pool. On this machine the
+first task action is compared with raw Parsl: a fresh interpreter's ``parsl.load`` and
+first app on the same single-worker local geometry.
 
 By default everything runs on this machine. With ``--site testcluster`` (the loopback
 Slurm cluster, started with tests/infra/slurm.sh as benchmarks/bench_slurm.py does) the
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +52,28 @@ MANAGER_CONFIG = {
 }
 IDLE_CONFIG = {"idle": {"provider": "localhost", "init_blocks": 0}}  # a workflow, no workers
 COMPUTE_CONFIG = {"compute": {"provider": "localhost", "max_workers_per_node": 1, "init_blocks": 1}}
+# The raw-library reference for the first task action: a fresh interpreter with Parsl
+# imported runs parsl.load and one app on the same geometry as COMPUTE_CONFIG, with the
+# strategy period chiltepin's configs use (Parsl's default of 5 s measured 6.7 s here).
+RAW_FIRST_TASK = """
+import sys, time
+import parsl
+from parsl.config import Config
+from parsl.executors import HighThroughputExecutor
+from parsl.providers import LocalProvider
+
+@parsl.python_app
+def echo(value):
+    return value
+
+start = time.perf_counter()
+provider = LocalProvider(init_blocks=1, max_blocks=1)
+executor = HighThroughputExecutor(label="compute", max_workers_per_node=1, provider=provider)
+config = Config(executors=[executor], run_dir=sys.argv[1], strategy_period=1, usage_tracking=0)
+with parsl.load(config):
+    echo(0).result()
+    print(time.perf_counter() - start)
+"""
 
 
 class PlainEcho(Agent):
@@ -94,6 +119,18 @@ async def launch_to_first(launch, call) -> tuple[float, object]:
     handle = await launch()
     await call(handle)
     return time.perf_counter() - start, handle
+
+
+def raw_parsl_first_task(run_dir: str) -> float:
+    """Seconds from parsl.load to the first app's result, in a fresh interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", RAW_FIRST_TASK, run_dir],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return float(done.stdout.split()[-1])
 
 
 async def run(calls: int, run_root: str, site: str | None = None, launches: int = 5) -> dict:
@@ -165,6 +202,10 @@ async def run(calls: int, run_root: str, site: str | None = None, launches: int 
                     await manager.shutdown(tasker)
     finally:
         workflow.cleanup()
+    raw_firsts = []
+    if site is None:
+        for i in range(len(task_firsts)):
+            raw_firsts.append(raw_parsl_first_task(f"{run_root}/raw{i}"))
     return {
         "plain_rt_ms": plain_rt,
         "chiltepin_rt_ms": ours_rt,
@@ -174,6 +215,7 @@ async def run(calls: int, run_root: str, site: str | None = None, launches: int 
         "plain_first_s": statistics.median(plain_firsts),
         "chiltepin_first_s": statistics.median(ours_firsts),
         "chiltepin_first_task_s": statistics.median(task_firsts),
+        "raw_first_task_s": statistics.median(raw_firsts) if raw_firsts else None,
         "launches": launches,
         "task_launches": len(task_firsts),
     }
@@ -232,6 +274,10 @@ def main(argv=None) -> dict:
     print(f"  {'plain Academy agent':<36}: {r['plain_first_s']:6.3f}")
     print(f"  {'chiltepin agent (own idle workflow)':<36}: {r['chiltepin_first_s']:6.3f}")
     print(f"  {'chiltepin agent, first task action':<36}: {r['chiltepin_first_task_s']:6.2f}")
+    if r["raw_first_task_s"] is not None:
+        print(f"  {'raw Parsl, load to first app result':<36}: {r['raw_first_task_s']:6.2f}")
+        ratio = r["chiltepin_first_task_s"] / r["raw_first_task_s"]
+        print(f"  {'ratio chiltepin/raw Parsl, 1st task':<36}: {ratio:6.2f}x")
     # Fixed lines, compared over time (see issue 13).
     print(f"launch ratio chiltepin/plain: {r['chiltepin_first_s'] / r['plain_first_s']:.2f}")
     print(f"first task action: {r['chiltepin_first_task_s']:.2f} s")
