@@ -53,10 +53,14 @@ def start_deferred(dfk: Any, names: Iterable[str]) -> None:
         wanted = [n for n in names if n in reserve and n not in dfk.executors]
         if not wanted:
             return
+        from chiltepin.config.blocks import hold_initial_blocks, launch_initial_blocks
         from chiltepin.config.executors import build_executor
 
         run_dir = str(Path(dfk.run_dir).parent)  # Parsl's run_dir is <Workflow's>/NNN
-        dfk.add_executors([build_executor(n, reserve.pop(n), run_dir=run_dir) for n in wanted])
+        executors = [build_executor(n, reserve.pop(n), run_dir=run_dir) for n in wanted]
+        held = hold_initial_blocks(executors)
+        dfk.add_executors(executors)
+        launch_initial_blocks(dfk.executors, held)
 
 
 #: Workflows this process is starting in the background (start_in_background), and the
@@ -234,11 +238,14 @@ class Workflow:
             if self.log_file:
                 self._log_handler = _LogHandler.add(self.log_file, self.log_level or logging.DEBUG)
             self._containers = plan if plan else None
+            from chiltepin.config.blocks import hold_initial_blocks, launch_initial_blocks
             from chiltepin.watchdog import children, record_children
 
             before = children() if config.monitoring is not None else None
+            held = hold_initial_blocks(config.executors)
             try:
                 self.dfk = parsl.load(config)
+                launch_initial_blocks(self.dfk.executors, held)
                 if before is not None:
                     record_children(self.run_dir, before)
             except parsl.errors.ConfigurationError as exc:

@@ -71,3 +71,35 @@ def test_run_dirs_are_unique_and_log_options_apply(tmp_path):
     assert "DataFlowKernel" in log.read_text()
     with pytest.raises(ConfigError, match="unknown log level 'LOUD'"):
         Workflow(log_level="LOUD")
+
+
+def test_initial_blocks_start_at_once_and_blocks_that_never_start_fail_the_tasks(tmp_path):
+    """The initial blocks are launched as soon as the executor has started (not on the
+    scaling strategy's next pass), exactly as many as asked for; when all of them fail
+    to start, the executor's tasks fail with what happened instead of waiting."""
+    import pytest
+
+    from chiltepin.tasks import python_task
+
+    @python_task
+    def never_runs():
+        return None
+
+    resources = {
+        "broken": {
+            "provider": "localhost",
+            "init_blocks": 2,
+            "max_blocks": 2,
+            "environment": ["echo 'no pool here' >&2", "exit 3"],
+        }
+    }
+    with Workflow(resources, run_dir=tmp_path / "run", include=["broken"]) as dfk:
+        executor = dfk.executors["broken"]
+        assert sorted(executor.blocks_to_job_id) == ["0", "1"]  # before any strategy pass
+        assert executor.provider.init_blocks == 0  # the strategy does not launch them again
+        with pytest.raises(
+            Exception, match=r"executor 'broken': none of its 2 block\(s\) started"
+        ) as caught:
+            never_runs(executor="broken").result(timeout=120)
+        assert "no pool here; exit code 3" in str(caught.value)  # what the job said
+        assert sorted(executor.blocks_to_job_id) == ["0", "1"]

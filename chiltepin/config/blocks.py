@@ -1,6 +1,13 @@
-"""Lost blocks: found within a heartbeat threshold, cancelled, replaced, and explained.
+"""Blocks: the initial ones launched at once; lost ones found within a heartbeat
+threshold, cancelled, replaced, and explained.
 
-Two public Parsl hooks do this:
+Parsl's scaling strategy launches an executor's ``init_blocks`` on its first pass after
+the executor starts, up to ``strategy_period`` after its interchange is up: a wait on the
+path to every workflow's (and agent's) first task. :func:`hold_initial_blocks` and
+:func:`launch_initial_blocks` launch them as soon as the executor has started instead
+(the provider's ``init_blocks`` is zeroed so that the strategy does not launch them again).
+
+Two public Parsl hooks handle lost blocks:
 
 * :class:`BlockWatch` is each executor's ``block_error_handler`` (called after every
   status poll). It fails the executor's tasks at once if its interchange died; it cancels
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +47,8 @@ class BlockWatch:
 
     def __init__(self, res: Any) -> None:
         self.walltime: str = res.walltime
+        #: Parsl's rule counts blocks against the initial ones (held off the provider).
+        self.init_blocks: int = res.init_blocks
         self.heartbeat_threshold: int = res.heartbeat_threshold
         self.grace: float = float(res.heartbeat_period)
         #: manager id -> block id, for every manager seen.
@@ -52,8 +62,6 @@ class BlockWatch:
         self.nodes: dict[str, str] = {}
 
     def __call__(self, executor: Any, status: dict[str, Any]) -> None:
-        from parsl.jobs.error_handlers import simple_error_handler
-
         if self._interchange_died(executor):
             return
         try:
@@ -68,7 +76,31 @@ class BlockWatch:
             for block, job in status.items()
             if not self.peak.get(block) and block not in self.cancelled
         }
-        simple_error_handler(executor, never_ran)
+        self._fail_if_no_block_started(executor, never_ran)
+
+    def _fail_if_no_block_started(self, executor: Any, never_ran: dict[str, Any]) -> None:
+        """Parsl's ``simple_error_handler`` rule, counted against this resource's
+        ``init_blocks`` (the provider's is held at 0, see the module docstring): once as
+        many blocks as that (at least one) have been tried and every one failed, the
+        executor fails its tasks with what the scheduler said."""
+        from parsl.jobs.errors import TooManyJobFailuresError
+        from parsl.jobs.states import JobState
+
+        failed = [j for j in never_ran.values() if j.state in (JobState.FAILED, JobState.MISSING)]
+        if not failed or len(failed) < max(1, self.init_blocks) or len(failed) < len(never_ran):
+            return
+        said = []
+        for job in failed:
+            parts = [job.message, job.stderr_summary]
+            if job.exit_code is not None:
+                parts.append(f"exit code {job.exit_code}")
+            said.append("; ".join(str(p).strip() for p in parts if p) or "no message")
+        executor.set_bad_state_and_fail_all(
+            TooManyJobFailuresError(
+                f"executor '{executor.label}': none of its {len(failed)} block(s) started: "
+                + " | ".join(said)
+            )
+        )
 
     def _interchange_died(self, executor: Any) -> bool:
         proc = getattr(executor, "interchange_proc", None)
@@ -168,6 +200,27 @@ class BlockWatch:
             f"its worker pool stopped answering (no heartbeat for {self.heartbeat_threshold} s)"
         )
         return WorkerLostError(f"task lost with its worker: {where}: {cause}")
+
+
+def hold_initial_blocks(executors: Iterable[Any]) -> dict[str, int]:
+    """Take the initial block count off each block executor's provider (leaving 0 there)
+    before Parsl starts them; the counts by label, for :func:`launch_initial_blocks`."""
+    held = {}
+    for executor in executors:
+        provider = getattr(executor, "provider", None)
+        count = getattr(provider, "init_blocks", 0)
+        if count and hasattr(executor, "scale_out_facade"):
+            provider.init_blocks = 0
+            held[executor.label] = count
+    return held
+
+
+def launch_initial_blocks(executors: Mapping[str, Any], held: Mapping[str, int]) -> None:
+    """Launch the held initial blocks of the started ``executors`` (by label) now."""
+    for label, count in held.items():
+        executor = executors.get(label)
+        if executor is not None and not executor.bad_state_is_set:
+            executor.scale_out_facade(count)
 
 
 def _ending(provider: Any, job_id: str) -> str | None:
