@@ -6,7 +6,8 @@ directory (``.chiltepin-owned.jsonl``, one JSON object a line, 0600), with the d
 process that owns it (pid and start time, so a reused pid is not mistaken for it).
 
 * The interchange is started through this module
-  (``python -m chiltepin.watchdog --owner PID --owner-created T --run-dir DIR -- interchange.py``):
+  (``python -m chiltepin.watchdog --owner PID --owner-created T --run-dir DIR -- python -m
+  chiltepin._parsl_lean interchange.py``):
   it runs in a session of its own (Ctrl-C in the driver's terminal does not reach it, so
   the driver's cleanup can still talk to it), and a small watchdog process beside it
   stops it and cancels the owner's jobs within :data:`POLL_SECONDS` of the owner's death
@@ -26,6 +27,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -315,9 +317,13 @@ def _rewrite(run_dir: Path, entries: list[dict[str, Any]]) -> None:
 # ------------------------------------------------------------------ the watchdog
 
 
-def launch_command(run_dir: str | Path, command: Iterable[str] = ("interchange.py",)) -> list[str]:
+def launch_command(run_dir: str | Path, command: Iterable[str] | None = None) -> list[str]:
     """The interchange launch command (HTEX's ``interchange_launch_cmd``): ``command``
-    started through this module, watched on behalf of this process."""
+    (default: Parsl's interchange, started by :mod:`chiltepin._parsl_lean`) started
+    through this module, watched on behalf of this process."""
+    from chiltepin._parsl_lean import command as lean
+
+    command = lean("interchange.py") if command is None else command
     created = process_created(os.getpid())
     return [
         sys.executable,
@@ -337,7 +343,7 @@ def launch_command(run_dir: str | Path, command: Iterable[str] = ("interchange.p
 def pool_command(command: str) -> str:
     """A worker pool's launch command (a shell string) run under :func:`guard`: nothing
     the pool starts outlives it, or its job."""
-    return f"{sys.executable} -m chiltepin.watchdog --guard -- {command}"
+    return f"{shlex.quote(sys.executable)} -m chiltepin.watchdog --guard -- {command}"
 
 
 def guard(command: list[str]) -> int:

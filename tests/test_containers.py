@@ -288,7 +288,8 @@ def test_worker_prefix_survives_parsl_launch_cmd_formatting(tmp_path):
     assert Path(words[0]).stat().st_mode & 0o111
     # the MPI pool stays on the host; its worker_init names the rank script
     assert mpiex.launch_cmd.split()[1:5] == ["-m", "chiltepin.watchdog", "--guard", "--"]
-    assert mpiex.launch_cmd.split()[5] == "process_worker_pool.py"
+    lean = [sys.executable, "-m", "chiltepin._parsl_lean", "process_worker_pool.py"]
+    assert mpiex.launch_cmd.split()[5:9] == lean
     script = plan.exec_script_path("m")
     assert f"export {EXEC_VAR}={script}" in mpiex.provider.worker_init
     assert "--pid host" in script.read_text().replace("'", "")

@@ -9,7 +9,7 @@ from parsl.config import Config
 
 from chiltepin.config.blocks import retry_handler
 from chiltepin.config.executors import build_executor
-from chiltepin.config.schema import AnyResource, Resource
+from chiltepin.config.schema import AnyResource, RemoteResource, Resource
 from chiltepin.containers.base import Where
 from chiltepin.monitoring import monitoring_hub
 
@@ -28,6 +28,11 @@ def build_parsl_config(
 
     ``client`` (a ``globus_compute_sdk.Client``) is used by endpoint resources;
     ``origins`` (per executor) name where its settings came from in errors."""
+    from chiltepin._parsl_lean import as_driver
+
+    monitored = any(isinstance(r, Resource) and r.monitoring for r in resources.values())
+    remote = any(isinstance(r, RemoteResource) for r in resources.values())
+    as_driver(*(["sqlalchemy"] if monitored else []), *(["globus_compute_sdk"] if remote else []))
     executors = []
     for name, res in resources.items():
         prefix = worker_prefix(name, res) if worker_prefix and isinstance(res, Resource) else None
@@ -38,7 +43,6 @@ def build_parsl_config(
             )
         )
     retries = max((r.retries for r in resources.values() if isinstance(r, Resource)), default=0)
-    monitored = any(isinstance(r, Resource) and r.monitoring for r in resources.values())
     return Config(
         executors=executors,
         monitoring=monitoring_hub(run_dir) if monitored else None,

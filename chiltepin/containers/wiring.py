@@ -50,11 +50,20 @@ def worker_launch_cmd(prefix: str | None) -> str:
     init does that job inside the container)."""
     from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 
+    from chiltepin._parsl_lean import command
     from chiltepin.watchdog import pool_command
 
     if not prefix:
-        return pool_command(DEFAULT_LAUNCH_CMD)
-    return prefix.replace("{", "{{{{").replace("}", "}}}}") + " " + DEFAULT_LAUNCH_CMD
+        # On the host the pool starts through chiltepin._parsl_lean (a container's image
+        # may hold another chiltepin, or none, so there it starts as Parsl's script).
+        lean = pool_command(shlex.join(command("process_worker_pool.py")[:-1]))
+        return _escaped(lean) + " " + DEFAULT_LAUNCH_CMD
+    return _escaped(prefix) + " " + DEFAULT_LAUNCH_CMD
+
+
+def _escaped(text: str) -> str:
+    """``text`` through the two ``str.format`` passes Parsl applies to ``launch_cmd``."""
+    return text.replace("{", "{{{{").replace("}", "}}}}")
 
 
 @dataclass
