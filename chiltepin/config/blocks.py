@@ -220,6 +220,11 @@ def launch_initial_blocks(executors: Mapping[str, Any], held: Mapping[str, int])
     for label, count in held.items():
         executor = executors.get(label)
         if executor is not None and not executor.bad_state_is_set:
+            # As the strategy does: a status poll first (of no jobs yet, so nothing is
+            # asked), so the next comes a polling interval after the submission, not at
+            # once (a scheduler may not know a job it has just accepted: Slurm's sacct
+            # then shows nothing, which Parsl takes for a finished job).
+            executor.poll_facade()
             executor.scale_out_facade(count)
 
 
