@@ -63,26 +63,33 @@ def start_deferred(dfk: Any, names: Iterable[str]) -> None:
         launch_initial_blocks(dfk.executors, held)
 
 
-#: Workflows this process is starting in the background (start_in_background), and the
-#: error the latest one failed with: tasks submitted meanwhile wait for them.
-_BACKGROUND: set[concurrent.futures.Future[Any]] = set()
+#: Workflows this process is starting in the background (start_in_background), each with
+#: the event that lets a delayed start begin, and the error the latest one failed with:
+#: tasks submitted meanwhile wait for them.
+_BACKGROUND: dict[concurrent.futures.Future[Any], threading.Event] = {}
 _BACKGROUND_FAILURE: list[BaseException] = []
 _BACKGROUND_LOCK = threading.Lock()
 
 
-def start_in_background(start: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+def start_in_background(
+    start: Callable[[], Any], *, after: float = 0.0
+) -> concurrent.futures.Future[Any]:
     """Call ``start`` (which starts a Workflow) in a new thread and return its future.
 
-    Until it returns, a task submitted in this process (:func:`loaded_dfk`) waits for it
-    rather than finding no DataFlowKernel; if it raised, such a task raises its error.
+    With ``after``, the call waits that many seconds first, or until something needs the
+    workflow (:func:`hurry_background_starts`). Until it returns, a task submitted in this
+    process (:func:`loaded_dfk`) waits for it rather than finding no DataFlowKernel; if it
+    raised, such a task raises its error.
     """
     future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    go = threading.Event()
     with _BACKGROUND_LOCK:
-        _BACKGROUND.add(future)
+        _BACKGROUND[future] = go
         _BACKGROUND_FAILURE.clear()
 
     def run() -> None:
         try:
+            go.wait(after)
             future.set_result(start())
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
             with _BACKGROUND_LOCK:
@@ -90,10 +97,17 @@ def start_in_background(start: Callable[[], Any]) -> concurrent.futures.Future[A
             future.set_exception(exc)
         finally:
             with _BACKGROUND_LOCK:
-                _BACKGROUND.discard(future)
+                _BACKGROUND.pop(future, None)
 
     threading.Thread(target=run, name="chiltepin-workflow-start", daemon=True).start()
     return future
+
+
+def hurry_background_starts() -> None:
+    """Let every delayed :func:`start_in_background` of this process begin now."""
+    with _BACKGROUND_LOCK:
+        for go in _BACKGROUND.values():
+            go.set()
 
 
 def loaded_dfk() -> Any:
@@ -102,6 +116,7 @@ def loaded_dfk() -> Any:
     from parsl.dataflow.dflow import DataFlowKernelLoader
     from parsl.errors import NoDataFlowKernelError
 
+    hurry_background_starts()
     with _BACKGROUND_LOCK:
         pending = list(_BACKGROUND)
     for future in pending:

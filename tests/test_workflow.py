@@ -103,3 +103,25 @@ def test_initial_blocks_start_at_once_and_blocks_that_never_start_fail_the_tasks
             never_runs(executor="broken").result(timeout=120)
         assert "no pool here; exit code 3" in str(caught.value)  # what the job said
         assert sorted(executor.blocks_to_job_id) == ["0", "1"]
+
+
+def test_a_delayed_background_start_begins_when_a_task_needs_the_workflow():
+    """An agent's workflow start waits a little (its first calls are answered first),
+    unless something needs the workflow: a task submitted meanwhile starts it at once."""
+    import threading
+
+    from chiltepin.workflow import loaded_dfk, start_in_background
+
+    began = threading.Event()
+
+    def start():
+        began.set()
+        raise RuntimeError("started, and failed on purpose")
+
+    future = start_in_background(start, after=600)
+    assert not began.wait(0.3)  # still waiting
+    import pytest
+
+    with pytest.raises(RuntimeError, match="failed on purpose"):
+        loaded_dfk()  # what a task submission does: the start begins now
+    assert began.is_set() and future.done()
