@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -238,20 +239,24 @@ def main(argv=None) -> dict:
     )
     args = parser.parse_args(argv)
     cluster = None
-    if args.site == "testcluster":
-        sys.path.insert(0, str(HERE.parent / "tests" / "infra"))
-        import slurm_cluster as cluster
+    left_jobs = None
+    with contextlib.ExitStack() as stack:
+        if args.site == "testcluster":
+            sys.path.insert(0, str(HERE.parent / "tests" / "infra"))
+            import slurm_cluster as cluster
 
-        os.environ.update(cluster.start())
-    # Slurm jobs start in the submitting directory: keep run directories out of the cwd.
-    shared = cluster.SHARED_TMP if cluster is not None else None
-    with tempfile.TemporaryDirectory(prefix="bench-agents-", dir=shared) as run_root:
-        previous = os.getcwd()
-        os.chdir(run_root)
-        try:
-            r = asyncio.run(run(args.calls, run_root, args.site, max(args.launches, 1)))
-        finally:
-            os.chdir(previous)
+            stack.enter_context(cluster.started())  # stopped after, if started here
+        # Slurm jobs start in the submitting directory: keep run directories out of the cwd.
+        shared = cluster.SHARED_TMP if cluster is not None else None
+        with tempfile.TemporaryDirectory(prefix="bench-agents-", dir=shared) as run_root:
+            previous = os.getcwd()
+            os.chdir(run_root)
+            try:
+                r = asyncio.run(run(args.calls, run_root, args.site, max(args.launches, 1)))
+            finally:
+                os.chdir(previous)
+        if cluster is not None:
+            left_jobs = len(cluster.leftover_jobs(wait=30))
 
     def line(label: str, key: str) -> None:
         median, p95 = r[key]
@@ -281,8 +286,8 @@ def main(argv=None) -> dict:
     # Fixed lines, compared over time (see issue 13).
     print(f"launch ratio chiltepin/plain: {r['chiltepin_first_s'] / r['plain_first_s']:.2f}")
     print(f"first task action: {r['chiltepin_first_task_s']:.2f} s")
-    if cluster is not None:
-        print(f"  jobs left in queue afterwards: {len(cluster.leftover_jobs(wait=30))}")
+    if left_jobs is not None:
+        print(f"  jobs left in queue afterwards: {left_jobs}")
     return r
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -253,19 +254,21 @@ def main(argv=None) -> list[dict]:
     if args.task_max is None:
         args.task_max = 10
     cluster = None
-    if args.site == "testcluster":
-        sys.path.insert(0, str(HERE.parent / "tests" / "infra"))
-        import slurm_cluster as cluster
+    with contextlib.ExitStack() as stack:
+        if args.site == "testcluster":
+            sys.path.insert(0, str(HERE.parent / "tests" / "infra"))
+            import slurm_cluster as cluster
 
-        os.environ.update(cluster.start())
-    prefix = "bench-agents-scale-"
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=cluster and cluster.SHARED_TMP) as root:
-        previous = os.getcwd()
-        os.chdir(root)  # Slurm jobs start in the submitting directory; run dirs land here
-        try:
-            return asyncio.run(run(args.site, args.agents, args.task_max, args.idle, root))
-        finally:
-            os.chdir(previous)
+            stack.enter_context(cluster.started())  # stopped after, if started here
+        prefix = "bench-agents-scale-"
+        shared = cluster and cluster.SHARED_TMP
+        with tempfile.TemporaryDirectory(prefix=prefix, dir=shared) as root:
+            previous = os.getcwd()
+            os.chdir(root)  # Slurm jobs start in the submitting directory; run dirs land here
+            try:
+                return asyncio.run(run(args.site, args.agents, args.task_max, args.idle, root))
+            finally:
+                os.chdir(previous)
 
 
 if __name__ == "__main__":

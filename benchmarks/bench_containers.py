@@ -20,7 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,9 +36,7 @@ SITE = "testcluster-podman"
 def setup() -> dict:
     """Cluster, image (built, pushed) and an empty store filled by `chiltepin image pull`."""
     import containers_env
-    import slurm_cluster
 
-    os.environ.update(slurm_cluster.start())
     containers_env.apply_env()
     containers_env.build_image()
     containers_env.start_registry()
@@ -66,12 +63,16 @@ def setup() -> dict:
 def one_round(n: int, order: list[str]) -> dict[str, tuple[float, float]]:
     """{executor: (seconds to the first result, tasks/s)} for compute (podman) and bare;
     ``order``: which executor's block is submitted first (alternated between rounds)."""
+    from bench_slurm import shared_run_dir
     from helpers import container_tasks as cs
 
     from chiltepin import Workflow
 
     start = time.perf_counter()
-    with Workflow(site=SITE, include=order, run_dir=tempfile.mkdtemp()):
+    with (
+        shared_run_dir("bench-containers-") as run_dir,
+        Workflow(site=SITE, include=order, run_dir=run_dir),
+    ):
         firsts = {name: cs.noop(0, executor=name) for name in order}
         first: dict[str, float] = {}
         while len(first) < 2:
@@ -98,18 +99,19 @@ def main(argv=None) -> dict:
     import helpers.container_tasks  # noqa: F401 - fail early if tests/ is not importable
     import slurm_cluster
 
-    try:
-        image = setup()
-        orders = (["compute", "bare"], ["bare", "compute"])
-        rounds = [one_round(args.tasks, orders[i % 2]) for i in range(args.rounds)]
-        left_jobs = slurm_cluster.leftover_jobs(wait=30)
-        left_containers = subprocess.run(
-            ["podman", "ps", "-aq", "--filter", "label=chiltepin.run"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-    finally:
-        containers_env.stop_registry()
+    with slurm_cluster.started():  # stopped after, if started here
+        try:
+            image = setup()
+            orders = (["compute", "bare"], ["bare", "compute"])
+            rounds = [one_round(args.tasks, orders[i % 2]) for i in range(args.rounds)]
+            left_jobs = slurm_cluster.leftover_jobs(wait=30)
+            left_containers = subprocess.run(
+                ["podman", "ps", "-aq", "--filter", "label=chiltepin.run"],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+        finally:
+            containers_env.stop_registry()
 
     def med(name: str, i: int) -> float:
         return statistics.median(r[name][i] for r in rounds)

@@ -12,7 +12,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -46,12 +45,17 @@ def compute(encrypted: bool) -> dict:
 
 def run(encrypted: bool, n: int) -> tuple[float, float]:
     """(seconds from start to the first result, tasks/s for n tasks)."""
+    from bench_slurm import shared_run_dir
+
     from chiltepin import Workflow
     from chiltepin.tasks import python_task
 
     task = python_task(noop)
     t0 = time.perf_counter()
-    with Workflow(compute(encrypted), include=["compute"], run_dir=tempfile.mkdtemp()):
+    with (
+        shared_run_dir("bench-encryption-") as run_dir,
+        Workflow(compute(encrypted), include=["compute"], run_dir=run_dir),
+    ):
         task(0, executor="compute").result()
         first = time.perf_counter() - t0
         start = time.perf_counter()
@@ -68,12 +72,12 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     import slurm_cluster
 
-    os.environ.update(slurm_cluster.start())
-    on, off = [], []
-    for _ in range(args.rounds):
-        off.append(run(False, args.tasks))
-        on.append(run(True, args.tasks))
-    leftover = slurm_cluster.leftover_jobs(wait=30)
+    with slurm_cluster.started():  # stopped after, if started here
+        on, off = [], []
+        for _ in range(args.rounds):
+            off.append(run(False, args.tasks))
+            on.append(run(True, args.tasks))
+        leftover = slurm_cluster.leftover_jobs(wait=30)
     on_first = statistics.median(x[0] for x in on)
     off_first = statistics.median(x[0] for x in off)
     on_rate = statistics.median(x[1] for x in on)

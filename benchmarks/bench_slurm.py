@@ -27,6 +27,13 @@ def noop(x):
     return x
 
 
+def shared_run_dir(prefix: str) -> tempfile.TemporaryDirectory:
+    """A run directory the cluster's nodes see (their /tmp is their own), removed after."""
+    from slurm_cluster import SHARED_TMP
+
+    return tempfile.TemporaryDirectory(prefix=prefix, dir=SHARED_TMP)
+
+
 def hand_written_config(run_dir: str):
     from parsl.config import Config
     from parsl.executors import HighThroughputExecutor
@@ -71,14 +78,15 @@ def run_raw(n: int) -> tuple[float, float]:
     import parsl
     from parsl import python_app
 
-    start = time.perf_counter()
-    dfk = parsl.load(hand_written_config(tempfile.mkdtemp(prefix="bench-raw-")))
-    try:
-        app = python_app(noop, executors=["compute"])
-        return measure(app, n, start)
-    finally:
-        dfk.cleanup()
-        parsl.clear()
+    with shared_run_dir("bench-raw-") as run_dir:
+        start = time.perf_counter()
+        dfk = parsl.load(hand_written_config(run_dir))
+        try:
+            app = python_app(noop, executors=["compute"])
+            return measure(app, n, start)
+        finally:
+            dfk.cleanup()
+            parsl.clear()
 
 
 def run_chiltepin(n: int) -> tuple[float, float]:
@@ -86,9 +94,10 @@ def run_chiltepin(n: int) -> tuple[float, float]:
     from chiltepin.tasks import python_task
 
     task = python_task(noop)
-    start = time.perf_counter()
-    with Workflow(site="testcluster", include=["compute"], run_dir=tempfile.mkdtemp()):
-        return measure(lambda i: task(i, executor="compute"), n, start)
+    with shared_run_dir("bench-chiltepin-") as run_dir:
+        start = time.perf_counter()
+        with Workflow(site="testcluster", include=["compute"], run_dir=run_dir):
+            return measure(lambda i: task(i, executor="compute"), n, start)
 
 
 def main(argv=None) -> dict:
@@ -98,12 +107,12 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     import slurm_cluster
 
-    os.environ.update(slurm_cluster.start())
-    raw, ours = [], []
-    for _ in range(args.rounds):
-        raw.append(run_raw(args.tasks))
-        ours.append(run_chiltepin(args.tasks))
-    leftover = slurm_cluster.leftover_jobs(wait=30)
+    with slurm_cluster.started():  # stopped after, if started here
+        raw, ours = [], []
+        for _ in range(args.rounds):
+            raw.append(run_raw(args.tasks))
+            ours.append(run_chiltepin(args.tasks))
+        leftover = slurm_cluster.leftover_jobs(wait=30)
     r_first = statistics.median(x[0] for x in raw)
     c_first = statistics.median(x[0] for x in ours)
     r_rate = statistics.median(x[1] for x in raw)

@@ -46,7 +46,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     config = {"bench": {"init_blocks": 1, "max_workers_per_node": 2}}
-    with Workflow(config, include=["bench"], run_dir=tempfile.mkdtemp(prefix="bench-tasks-")):
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-tasks-") as run_dir,
+        Workflow(config, include=["bench"], run_dir=run_dir),
+    ):
         rate(raw_noop, 50)  # warm up workers and both code paths
         rate(lambda i: task_noop(i, executor="bench"), 50)
         raw, wrapped = [], []

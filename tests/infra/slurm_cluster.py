@@ -24,6 +24,7 @@ import os
 import shlex
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().with_name("slurm.sh")
@@ -99,6 +100,21 @@ def start(timeout: float = 900) -> dict[str, str]:
             stop()
         raise
     return env()
+
+
+@contextlib.contextmanager
+def started(timeout: float = 900) -> Iterator[dict[str, str]]:
+    """The cluster for a ``with`` block (its env vars, also set in ``os.environ``): one
+    that was not running is stopped when the block ends, however it ends, so that a
+    benchmark leaves no daemon, job or namespace behind; one already up stays up."""
+    was_running = is_running()
+    variables = start(timeout)
+    os.environ.update(variables)
+    try:
+        yield variables
+    finally:
+        if not was_running:
+            stop()
 
 
 def stop(timeout: float = 120) -> None:
