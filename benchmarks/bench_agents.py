@@ -51,6 +51,8 @@ MANAGER_CONFIG = {
         "init_blocks": 1,
     }
 }
+#: Workers of the manager executor (agents it can host at once).
+WORKERS = MANAGER_CONFIG["manager-executor"]["max_workers_per_node"]
 IDLE_CONFIG = {"idle": {"provider": "localhost", "init_blocks": 0}}  # a workflow, no workers
 COMPUTE_CONFIG = {"compute": {"provider": "localhost", "max_workers_per_node": 1, "init_blocks": 1}}
 # The raw-library reference for the first task action: a fresh interpreter with Parsl
@@ -162,6 +164,23 @@ async def run(calls: int, run_root: str, site: str | None = None, launches: int 
                     lambda: plain_manager.launch(PlainEcho), lambda h: h.echo(0)
                 )
                 await plain_manager.shutdown(warm)
+                # ... on this machine every worker of it, for both kinds: a worker's first
+                # agent of a kind imports that kind's code (about 0.4 s here), which is not
+                # what a launch costs.
+                warm_ups = (
+                    (plain_manager, lambda i: plain_manager.launch(PlainEcho)),
+                    (
+                        manager,
+                        lambda i: manager.launch(
+                            ChiltepinEcho, agent_workflow_run_dir=f"{run_root}/warm{i}", **idle
+                        ),
+                    ),
+                )
+                for owner, launch in warm_ups if site is None else ():
+                    warming = [await launch(i) for i in range(WORKERS)]
+                    await asyncio.gather(*(handle.echo(0) for handle in warming))
+                    for handle in warming:
+                        await owner.shutdown(handle)
 
                 # Launches alternate (plain, chiltepin) so that both see the same machine;
                 # the last pair stays up for the round trips.
