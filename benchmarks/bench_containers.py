@@ -63,8 +63,8 @@ def setup() -> dict:
 def one_round(n: int, order: list[str]) -> dict[str, tuple[float, float]]:
     """{executor: (seconds to the first result, tasks/s)} for compute (podman) and bare;
     ``order``: which executor's block is submitted first (alternated between rounds)."""
-    from bench_slurm import shared_run_dir
     from helpers import container_tasks as cs
+    from slurm_cluster import shared_run_dir
 
     from chiltepin import Workflow
 

@@ -45,7 +45,7 @@ def compute(encrypted: bool) -> dict:
 
 def run(encrypted: bool, n: int) -> tuple[float, float]:
     """(seconds from start to the first result, tasks/s for n tasks)."""
-    from bench_slurm import shared_run_dir
+    from slurm_cluster import shared_run_dir
 
     from chiltepin import Workflow
     from chiltepin.tasks import python_task

@@ -11,7 +11,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,13 +24,6 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PAT
 
 def noop(x):
     return x
-
-
-def shared_run_dir(prefix: str) -> tempfile.TemporaryDirectory:
-    """A run directory the cluster's nodes see (their /tmp is their own), removed after."""
-    from slurm_cluster import SHARED_TMP
-
-    return tempfile.TemporaryDirectory(prefix=prefix, dir=SHARED_TMP)
 
 
 def hand_written_config(run_dir: str):
@@ -77,6 +69,7 @@ def measure(app, n: int, t0: float) -> tuple[float, float]:
 def run_raw(n: int) -> tuple[float, float]:
     import parsl
     from parsl import python_app
+    from slurm_cluster import shared_run_dir
 
     with shared_run_dir("bench-raw-") as run_dir:
         start = time.perf_counter()
@@ -90,6 +83,8 @@ def run_raw(n: int) -> tuple[float, float]:
 
 
 def run_chiltepin(n: int) -> tuple[float, float]:
+    from slurm_cluster import shared_run_dir
+
     from chiltepin import Workflow
     from chiltepin.tasks import python_task
 

@@ -23,6 +23,7 @@ import contextlib
 import os
 import shlex
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +101,11 @@ def start(timeout: float = 900) -> dict[str, str]:
             stop()
         raise
     return env()
+
+
+def shared_run_dir(prefix: str) -> tempfile.TemporaryDirectory:
+    """A run directory the nodes see (their /tmp is their own), removed when done with."""
+    return tempfile.TemporaryDirectory(prefix=prefix, dir=SHARED_TMP)
 
 
 @contextlib.contextmanager
