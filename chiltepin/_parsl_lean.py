@@ -53,9 +53,11 @@ _LOOKED_FOR: dict[str, tuple[str, Callable[[Any], bool]]] = {
 }
 
 
-def command(program: str) -> list[str]:
-    """The argv that starts ``program`` (a key of :data:`PROGRAMS`) this way."""
-    return [sys.executable, "-m", __spec__.name if __spec__ else __name__, program]
+def command(program: str | None = None) -> list[str]:
+    """The argv that starts ``program`` (a key of :data:`PROGRAMS`) this way; without
+    one, the argv to put before a command line that starts with the program."""
+    here = [sys.executable, "-m", __spec__.name if __spec__ else __name__]
+    return [*here, program] if program else here
 
 
 def as_driver(*packages: str) -> None:

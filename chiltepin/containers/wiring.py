@@ -56,7 +56,7 @@ def worker_launch_cmd(prefix: str | None) -> str:
     if not prefix:
         # On the host the pool starts through chiltepin._parsl_lean (a container's image
         # may hold another chiltepin, or none, so there it starts as Parsl's script).
-        lean = pool_command(shlex.join(command("process_worker_pool.py")[:-1]))
+        lean = pool_command(shlex.join(command()))
         return _escaped(lean) + " " + DEFAULT_LAUNCH_CMD
     return _escaped(prefix) + " " + DEFAULT_LAUNCH_CMD
 
