@@ -13,7 +13,9 @@ imported they are importable again (task code may use them).
 
 The program's source runs as this module's ``__main__`` so that the worker pool's
 ``multiprocessing`` (spawn) children import this module as their main module too, and
-get the same start (their program is passed down in :data:`PROGRAM_ENV`).
+get the same start (their program is passed down in :data:`PROGRAM_ENV`); a child runs
+the program only when it looks something of it up (the pool's manager process never
+does: 1 s of imports less, here, before the pool can start its workers).
 
 A worker that becomes a driver (it hosts an agent, whose workflow may use monitoring or
 a Globus Compute endpoint) calls :func:`as_driver` first: the Parsl modules that found a
@@ -39,6 +41,8 @@ PROGRAMS = {
 DRIVER_ONLY = ("globus_compute_sdk", "sqlalchemy")
 #: The program a spawned child of the worker pool defines as its main module.
 PROGRAM_ENV = "CHILTEPIN_PARSL_PROGRAM"
+#: Set in a child's main module once the program has run there.
+_LOADED = "_chiltepin_program_loaded"
 #: The Parsl module that looks for each driver-only package when imported, and how it
 #: says that it did not find it.
 _LOOKED_FOR: dict[str, tuple[str, Callable[[Any], bool]]] = {
@@ -111,6 +115,20 @@ def _main(argv: list[str]) -> None:
 if __name__ == "__main__":
     _main(sys.argv[1:])
 elif __name__ == "__mp_main__" and os.environ.get(PROGRAM_ENV) in PROGRAMS:
-    # A multiprocessing child: define what the parent's main module defined (its
-    # ``if __name__ == "__main__"`` part does not run here).
-    exec(_program_code(os.environ[PROGRAM_ENV]), globals())  # noqa: S102
+
+    def __getattr__(name: str) -> Any:
+        """A multiprocessing child's main module must define what the parent's defined,
+        but only a child that unpickles something of it needs that (a worker: its target
+        is the program's ``worker``); the pool's multiprocessing manager, started first
+        and waited for, never does. So the program (its ``if __name__ == "__main__"``
+        part does not run here) runs on the first lookup of a name the module lacks,
+        in the module multiprocessing made of this one."""
+        main = sys.modules.get("__mp_main__")
+        if name.startswith("__") or main is None or main.__dict__.get(_LOADED):
+            raise AttributeError(f"module '__mp_main__' has no attribute {name!r}")
+        main.__dict__[_LOADED] = True
+        exec(_program_code(os.environ[PROGRAM_ENV]), main.__dict__)  # noqa: S102
+        try:
+            return main.__dict__[name]
+        except KeyError:
+            raise AttributeError(f"module '__mp_main__' has no attribute {name!r}") from None

@@ -53,16 +53,42 @@ def drive_a_monitored_workflow(run_dir: str) -> list[str]:
         return [row[0] for row in db.execute("SELECT task_func_name FROM task")]
 
 
+def pool_children(run_dir) -> dict[str, bool]:
+    """The spawned children of the worker pool under ``run_dir`` (its multiprocessing
+    manager and its workers): for each, whether it loaded the pool's program (zmq's
+    library is mapped: the program imports zmq)."""
+    import psutil
+
+    pools = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if (p.info["cmdline"] or [])[1:4]
+        == ["-m", "chiltepin._parsl_lean", "process_worker_pool.py"]
+        and str(run_dir) in " ".join(p.info["cmdline"])
+    ]
+    assert len(pools) == 1, pools
+    children = {}
+    for child in pools[0].children():
+        if "--multiprocessing-fork" not in child.cmdline():
+            continue  # multiprocessing's resource tracker
+        with open(f"/proc/{child.pid}/maps") as maps:
+            children[str(child.pid)] = "zmq" in maps.read()
+    return children
+
+
 def test_workers_start_without_the_drivers_packages_and_tasks_still_import_them(tmp_path):
     with Workflow(LOCAL, run_dir=tmp_path / "run", include=["compute"]) as dfk:
         found = driver_only_packages(executor="compute").result(timeout=120)
         executor = dfk.executors["compute"]
         assert "chiltepin._parsl_lean" in executor.interchange_launch_cmd
         assert "chiltepin._parsl_lean process_worker_pool.py" in executor.launch_cmd
+        children = pool_children(tmp_path / "run")
     assert found == {
         "loaded before the task": [],
         "importable": ["sqlalchemy", "globus_compute_sdk"],
     }
+    # The pool's multiprocessing manager never loads the program; its one worker does.
+    assert sorted(children.values()) == [False, True], children
 
 
 def test_a_worker_can_drive_a_monitored_workflow(tmp_path):
