@@ -79,7 +79,8 @@ def start_in_background(
     With ``after``, the call waits that many seconds first, or until something needs the
     workflow (:func:`hurry_background_starts`). Until it returns, a task submitted in this
     process (:func:`loaded_dfk`) waits for it rather than finding no DataFlowKernel; if it
-    raised, such a task raises its error.
+    raised, such a task raises its error. :func:`cancel_background_start` drops a start
+    that has not begun.
     """
     future: concurrent.futures.Future[Any] = concurrent.futures.Future()
     go = threading.Event()
@@ -90,6 +91,8 @@ def start_in_background(
     def run() -> None:
         try:
             go.wait(after)
+            if not future.set_running_or_notify_cancel():
+                return  # cancel_background_start came first
             future.set_result(start())
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
             with _BACKGROUND_LOCK:
@@ -101,6 +104,18 @@ def start_in_background(
 
     threading.Thread(target=run, name="chiltepin-workflow-start", daemon=True).start()
     return future
+
+
+def cancel_background_start(future: concurrent.futures.Future[Any]) -> bool:
+    """Drop a :func:`start_in_background` that has not begun (True); False if it has
+    begun, or is done: then it runs to its end, and its workflow needs a cleanup."""
+    if not future.cancel():
+        return False
+    with _BACKGROUND_LOCK:
+        go = _BACKGROUND.pop(future, None)
+    if go is not None:
+        go.set()  # its thread ends now
+    return True
 
 
 def hurry_background_starts() -> None:
@@ -120,7 +135,8 @@ def loaded_dfk() -> Any:
     with _BACKGROUND_LOCK:
         pending = list(_BACKGROUND)
     for future in pending:
-        future.result()
+        with contextlib.suppress(concurrent.futures.CancelledError):
+            future.result()
     try:
         return DataFlowKernelLoader.dfk()
     except NoDataFlowKernelError:

@@ -125,3 +125,18 @@ def test_a_delayed_background_start_begins_when_a_task_needs_the_workflow():
     with pytest.raises(RuntimeError, match="failed on purpose"):
         loaded_dfk()  # what a task submission does: the start begins now
     assert began.is_set() and future.done()
+
+
+def test_a_delayed_background_start_dropped_before_it_begins_never_runs():
+    """What an agent shut down at once does with its workflow's start."""
+    import threading
+
+    from chiltepin.workflow import cancel_background_start, start_in_background
+
+    began = threading.Event()
+    future = start_in_background(began.set, after=600)
+    assert cancel_background_start(future) and future.cancelled()
+    assert not began.wait(0.3)
+    started = start_in_background(began.set)  # no delay: begun (and done) at once
+    assert began.wait(30)
+    assert not cancel_background_start(started) and started.result(timeout=30) is None
