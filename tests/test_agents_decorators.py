@@ -221,6 +221,73 @@ def test_decorator_arguments():
         chiltepin_agent(agent_workflow_include=[1])
 
 
+SCRIPT_AGENT = """
+import pickle, sys
+from chiltepin.agents import agent_action, chiltepin_agent
+from chiltepin.agents import behaviour
+from chiltepin.agents.spec import AgentWorkflowSpec
+
+@chiltepin_agent()
+class Scripted:
+    def __init__(self, base):
+        self.base = base
+
+    @agent_action
+    def add(self, x):
+        return self.base + x
+
+spec = AgentWorkflowSpec(config={"idle": {"provider": "localhost"}}, agent_name="Scripted")
+first, second = (Scripted.with_workflow(spec, (n,)) for n in (40, 50))
+with open(sys.argv[1], "wb") as out:
+    pickle.dump([first, second], out)
+assert list(behaviour._BY_VALUE.values()) == [behaviour._class_by_value(Scripted)]
+"""
+
+LOAD_AGENT = """
+import pickle, sys
+with open(sys.argv[1], "rb") as source:
+    first, second = pickle.load(source)
+assert type(first) is type(second), "one class per process"
+assert type(first).__module__ == "__main__" and type(first).__name__ == "Scripted"
+print(first.build_behaviour().add(2), second.build_behaviour().add(2))
+print(sorted(first.__chiltepin_agent__.actions), first.workflow_spec.agent_name)
+"""
+
+
+def test_an_agent_class_defined_in_a_script_travels_by_value(tmp_path):
+    """A worker cannot import the launching script: the class goes by value, made once per
+    class where it is launched and loaded once per process where it runs (plain pickle
+    here; Parsl's dill takes the same path)."""
+    data = tmp_path / "agents.pickle"
+    subprocess.run([sys.executable, "-c", SCRIPT_AGENT, str(data)], check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_AGENT, str(data)], check=True, capture_output=True, text=True
+    )
+    assert done.stdout.split("\n")[:2] == ["42 52", "['add'] Scripted"], done.stdout
+
+
+async def test_an_agent_stopped_before_its_workflow_starts_never_starts_it(tmp_path, monkeypatch):
+    """Its start waits a little (WORKFLOW_START_DELAY, long here): shut down first, the
+    agent drops it and stops cleanly, with no workflow to clean up."""
+    from chiltepin.agents import behaviour
+
+    monkeypatch.setattr(behaviour, "WORKFLOW_START_DELAY", 600.0)
+    run_dir = tmp_path / "agent-workflow"
+    async with await ChiltepinManager.from_exchange_factory(LocalExchangeFactory()) as manager:
+        handle = await manager.launch(
+            S.Probe,
+            agent_workflow_config={"idle": {"provider": "localhost", "init_blocks": 0}},
+            agent_workflow_include=["idle"],
+            agent_workflow_run_dir=run_dir,
+        )
+        info = await handle.agent_workflow_info()
+        assert info["state"] == "starting", info
+        await handle.shutdown()
+        assert await manager.agent_failure(handle.agent_id, timeout=30) is None
+        assert manager.running() == set()
+    assert not run_dir.exists()
+
+
 # --- launch checks ---------------------------------------------------------------------------
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import inspect
 import logging
+import weakref
 from typing import Any, ClassVar
 
 from academy.agent import Agent, action, loop
@@ -46,6 +48,10 @@ WORKFLOW_START_DELAY = 0.05
 _HANDLE_NAMES = frozenset({"action", "ping", "shutdown", "agent_stats", "agent_status"})
 
 __all__ = ["AgentDefinition", "ChiltepinAgent", "build_agent_class", "is_chiltepin_agent"]
+
+
+class WorkflowNotStarted(RuntimeError):
+    """A task action came while the agent was stopping, before its workflow started."""
 
 
 class ChiltepinAgent(Agent):
@@ -146,6 +152,15 @@ class ChiltepinAgent(Agent):
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        cls = type(self)
+        if cls.__module__ != "__main__":
+            return super().__reduce_ex__(protocol)  # by reference: the worker imports it
+        # Defined in the script that launches it: a worker cannot import it, so the class
+        # travels by value (dill), as Parsl sends such classes. Its generated methods make
+        # that 5 ms of a launch's 25 here; made once per class, a launch costs 0.1 ms.
+        return (_agent_of_class, (_class_by_value(cls),), self.__dict__)
+
     async def agent_on_startup(self) -> None:
         # Actions and loops wait for startup to finish, so they always find the behaviour;
         # they do not wait for the workflow, which starts in the background.
@@ -174,11 +189,11 @@ class ChiltepinAgent(Agent):
             await self._stop_running()
         finally:
             starting = self._chiltepin_starting
-            if starting is not None:
-                # A start cannot be interrupted: let it finish, then clean up after it.
-                from chiltepin.workflow import hurry_background_starts
+            from chiltepin.workflow import cancel_background_start
 
-                hurry_background_starts()
+            # A start that has not begun is dropped (an agent stopped at once costs no
+            # workflow); one that has cannot be interrupted: it finishes, then is cleaned up.
+            if starting is not None and not cancel_background_start(starting):
                 with contextlib.suppress(BaseException):
                     await await_future(starting)
             await self._stop_workflow()
@@ -186,13 +201,19 @@ class ChiltepinAgent(Agent):
     async def _workflow_started(self, needed: bool = True) -> Any:
         """The agent's Workflow once it has started (raises the error its start failed
         with). ``needed``: the caller needs it now (a delayed start begins at once)."""
-        if self._chiltepin_starting is None:
+        starting = self._chiltepin_starting
+        if starting is None:
             raise RuntimeError(f"agent {type(self).__name__} has not started")
         if needed:
             from chiltepin.workflow import hurry_background_starts
 
             hurry_background_starts()
-        return await await_future(self._chiltepin_starting)
+        try:
+            return await await_future(starting)
+        except concurrent.futures.CancelledError:
+            raise WorkflowNotStarted(
+                f"agent {type(self).__name__} is shutting down: its workflow was not started"
+            ) from None
 
     @loop
     async def agent_workflow_watch(self, shutdown: asyncio.Event) -> None:
@@ -200,6 +221,8 @@ class ChiltepinAgent(Agent):
         that error) and stops with that error when it is shut down."""
         try:
             await self._workflow_started(needed=False)
+        except WorkflowNotStarted:
+            return  # stopped before it began: nothing failed
         except Exception as failure:
             logger.error(
                 "agent %s: its workflow failed to start (%s: %s); its task actions will "
@@ -228,6 +251,8 @@ class ChiltepinAgent(Agent):
             state = "stopped"
         elif not starting.done():
             state = "starting"
+        elif starting.cancelled():
+            state = "stopped"
         elif starting.exception() is not None:
             state, failure = "failed", starting.exception()
             error = f"{type(failure).__name__}: {failure}"
@@ -271,6 +296,34 @@ class ChiltepinAgent(Agent):
                 self._chiltepin_running.discard(task)
 
 
+_BY_VALUE: weakref.WeakKeyDictionary[type, bytes] = weakref.WeakKeyDictionary()
+
+
+def _class_by_value(cls: type) -> bytes:
+    """``cls`` pickled by value, once (class changes made after its first launch do not
+    reach later launches' workers)."""
+    data = _BY_VALUE.get(cls)
+    if data is None:
+        import dill
+
+        data = _BY_VALUE[cls] = dill.dumps(cls, byref=False)
+    return data
+
+
+@functools.lru_cache(maxsize=64)
+def _class_of(data: bytes) -> type:
+    """The class :func:`_class_by_value` made ``data`` of, once per process: the agents
+    of one class that a worker hosts share it."""
+    import dill
+
+    return dill.loads(data)  # noqa: S301 - sent by our own manager, as Parsl sends tasks
+
+
+def _agent_of_class(data: bytes) -> ChiltepinAgent:
+    cls = _class_of(data)
+    return cls.__new__(cls)
+
+
 async def await_future(future: concurrent.futures.Future) -> Any:
     """Await a concurrent (e.g. Parsl) future without blocking the loop.
 
@@ -282,6 +335,9 @@ async def await_future(future: concurrent.futures.Future) -> Any:
 
     def copy_result(done: concurrent.futures.Future) -> None:
         if waiter.done():
+            return
+        if done.cancelled():
+            waiter.set_exception(concurrent.futures.CancelledError())
             return
         exc = done.exception()
         if exc is not None:

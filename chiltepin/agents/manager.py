@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Executor
@@ -507,12 +509,8 @@ def check_init_args(
 ) -> None:
     """TypeError now, rather than on the worker, if ``args``/``kwargs`` do not fit
     the class's ``__init__``."""
-    import inspect
-
-    behaviour = agent.__dict__["Behaviour"]
-    try:
-        signature = inspect.signature(behaviour)
-    except (TypeError, ValueError):
+    signature = _init_signature(agent.__dict__["Behaviour"])
+    if signature is None:
         return  # nothing to check against
     plain = dict(kwargs or {})
     try:
@@ -522,6 +520,15 @@ def check_init_args(
             f"{agent.__name__}{signature} cannot take args={tuple(args or ())!r}, "
             f"kwargs={plain!r}: {exc}"
         ) from None
+
+
+@functools.lru_cache(maxsize=256)
+def _init_signature(behaviour: type) -> inspect.Signature | None:
+    """The signature of the class (its ``__init__``), once per class: a launch checks it."""
+    try:
+        return inspect.signature(behaviour)
+    except (TypeError, ValueError):
+        return None
 
 
 def _process_runs_a_workflow() -> bool:
