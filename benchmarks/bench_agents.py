@@ -182,8 +182,9 @@ async def run(calls: int, run_root: str, site: str | None = None, launches: int 
                     for handle in warming:
                         await owner.shutdown(handle)
 
-                # Launches alternate (plain, chiltepin) so that both see the same machine;
-                # the last pair stays up for the round trips.
+                # Launches alternate (plain, chiltepin) so that both see the same machine,
+                # and each pair starts once the previous one has stopped (a stopping agent
+                # is work for the machine); the last pair stays up for the round trips.
                 plain_firsts, ours_firsts = [], []
                 for i in range(launches):
                     seconds, plain = await launch_to_first(
@@ -200,6 +201,8 @@ async def run(calls: int, run_root: str, site: str | None = None, launches: int 
                     if i < launches - 1:
                         await manager.shutdown(ours)
                         await plain_manager.shutdown(plain)
+                        await manager.wait([ours.agent_id])
+                        await plain_manager.wait([plain.agent_id])
                 plain_rt = summary(await round_trips(plain.echo, calls))
                 ours_rt = summary(await round_trips(ours.echo, calls))
                 sync_rt = summary(await round_trips(ours.echo_sync, calls))
@@ -247,7 +250,7 @@ def main(argv=None) -> dict:
     parser.add_argument(
         "--launches",
         type=int,
-        default=5,
+        default=9,
         help="launches of each agent to first action (the median is reported); half as "
         "many to first task action",
     )

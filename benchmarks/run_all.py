@@ -24,7 +24,7 @@ BENCHMARKS = {
     "slurm": ("bench_slurm", ["--tasks", "100", "--rounds", "1"]),
     "encryption": ("bench_encryption", ["--tasks", "200", "--rounds", "1"]),
     "containers": ("bench_containers", ["--tasks", "100", "--rounds", "1"]),
-    "agents": ("bench_agents", ["--calls", "200", "--launches", "3"]),
+    "agents": ("bench_agents", ["--calls", "200", "--launches", "5"]),
     "agents_scale": ("bench_agents_scale", ["--agents", "1", "10", "--idle", "10"]),
 }
 #: The benchmarks that run on the Slurm test cluster.
