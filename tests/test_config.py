@@ -76,12 +76,41 @@ def test_zero_or_negative_counts(key):
     bad({"c": {"provider": "slurm", key: -2}}, f"key '{key}'", "must be > 0")
 
 
+@pytest.mark.parametrize(
+    ("key", "limit"),
+    [
+        ("nodes_per_block", "1000000"),
+        ("max_blocks", "100000"),
+        ("init_blocks", "100000"),
+        ("max_workers_per_node", "10000"),
+        ("cores_per_node", "100000"),
+        ("mem_per_node", "1000000"),
+        ("gpus_per_node", "1024"),
+        ("retries", "1000"),
+        ("heartbeat_period", "86400"),
+        ("heartbeat_threshold", "86400"),
+        ("max_mpi_apps", "10000"),
+    ],
+)
+def test_absurdly_large_counts(key, limit):
+    """Far beyond any cluster: refused before a pool tries to start that many workers or
+    a scheduler gets a number it overflows on."""
+    extra = {"mpi": True} if key == "max_mpi_apps" else {}
+    bad({"c": {"provider": "slurm", **extra, key: 10**20}}, f"key '{key}'", f"must be <= {limit}")
+
+
+@pytest.mark.parametrize("cores", [0.001, 1e-300, 1e300])
+def test_cores_per_worker_out_of_range(cores):
+    """A tiny share would have a local pool start cores/cores_per_worker workers."""
+    bad({"c": {"cores_per_worker": cores}}, "key 'cores_per_worker'", "must be")
+
+
 def test_negative_blocks_and_block_order():
     bad({"c": {"init_blocks": -1}}, "key 'init_blocks'", "must be >= 0")
     bad({"c": {"min_blocks": 3, "max_blocks": 2}}, "key 'min_blocks'", "larger than max_blocks")
 
 
-@pytest.mark.parametrize("walltime", ["1h", "60", "01:60:00", "1:00"])
+@pytest.mark.parametrize("walltime", ["1h", "60", "01:60:00", "1:00", "100000:00:00"])
 def test_malformed_walltime(walltime):
     bad({"c": {"provider": "slurm", "walltime": walltime}}, "key 'walltime'", "HH:MM:SS")
 

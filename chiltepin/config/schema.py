@@ -36,8 +36,17 @@ from chiltepin.schedulers import (
     schedulers_taking,
 )
 
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
+# Upper bounds: far beyond any cluster, so that no value can have a worker pool start
+# billions of processes, sleep for ever, or a scheduler get a number it overflows on.
+Nodes = Annotated[int, Field(gt=0, le=1_000_000)]
+Blocks = Annotated[int, Field(gt=0, le=100_000)]
+BlockCount = Annotated[int, Field(ge=0, le=100_000)]
+Workers = Annotated[int, Field(gt=0, le=10_000)]
+Cores = Annotated[int, Field(gt=0, le=100_000)]
+Gigabytes = Annotated[int, Field(gt=0, le=1_000_000)]
+Gpus = Annotated[int, Field(gt=0, le=1_024)]
+Retries = Annotated[int, Field(ge=0, le=1_000)]
+Seconds = Annotated[int, Field(gt=0, le=86_400)]
 # Values that end up in #SBATCH/#PBS lines or on a command line: no spaces, quotes or '$'.
 _TOKEN_CHARS = r"[A-Za-z0-9_.,:=+&|()\[\]*!%/@-]"
 TOKEN_PATTERN = f"^{_TOKEN_CHARS}+$"
@@ -53,7 +62,7 @@ NetworkAddress = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[
 InterfaceName = Annotated[str, Field(min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 PortNumber = Annotated[int, Field(ge=1, le=65535)]
 
-WALLTIME_RE = re.compile(r"^\d+:[0-5]\d:[0-5]\d$")
+WALLTIME_RE = re.compile(r"^\d{1,5}:[0-5]\d:[0-5]\d$")  # up to 99999 hours
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
@@ -232,13 +241,13 @@ class Resource(_Strict):
 
     provider: Provider = LocalhostScheduler.name
     mpi: bool = False
-    max_mpi_apps: PositiveInt = 1
+    max_mpi_apps: Workers = 1
     mpi_launcher: Literal["srun", "mpiexec", "aprun"] | None = None
-    cores_per_node: PositiveInt | None = None
-    nodes_per_block: PositiveInt = 1
-    init_blocks: NonNegativeInt = 0
-    min_blocks: NonNegativeInt = 0
-    max_blocks: PositiveInt = 1
+    cores_per_node: Cores | None = None
+    nodes_per_block: Nodes = 1
+    init_blocks: BlockCount = 0
+    min_blocks: BlockCount = 0
+    max_blocks: Blocks = 1
     exclusive: bool = True
     partition: SchedulerToken | None = None
     queue: SchedulerToken | None = Field(default=None, description="Slurm QOS or PBS queue")
@@ -247,18 +256,18 @@ class Resource(_Strict):
     environment: list[str] = Field(
         default_factory=list, description="Shell lines run before workers start"
     )
-    cores_per_worker: float = Field(default=1.0, gt=0)
-    max_workers_per_node: PositiveInt | None = None
+    cores_per_worker: float = Field(default=1.0, ge=0.01, le=100_000)
+    max_workers_per_node: Workers | None = None
     constraint: SchedulerToken | None = None
     gres: SchedulerToken | None = None
-    mem_per_node: PositiveInt | None = Field(default=None, description="GB")
-    gpus_per_node: PositiveInt | None = None
+    mem_per_node: Gigabytes | None = Field(default=None, description="GB")
+    gpus_per_node: Gpus | None = None
     scheduler_options: str | None = None
-    retries: NonNegativeInt = 0
-    heartbeat_period: PositiveInt = Field(
+    retries: Retries = 0
+    heartbeat_period: Seconds = Field(
         default=10, description="Seconds between a worker pool's heartbeats"
     )
-    heartbeat_threshold: PositiveInt = Field(
+    heartbeat_threshold: Seconds = Field(
         default=30,
         description="Seconds without a heartbeat after which a worker pool (or, seen from "
         "the pool, the workflow) counts as lost: its tasks fail (or retry) and its job is "
@@ -420,9 +429,9 @@ class RemoteResource(BaseModel):
     account: SchedulerTokenOrBlank | None = None
     queue: SchedulerTokenOrBlank | None = None
     walltime: Walltime | None = None
-    nodes_per_block: PositiveInt | None = None
-    max_blocks: PositiveInt | None = None
-    max_workers_per_node: PositiveInt | None = None
+    nodes_per_block: Nodes | None = None
+    max_blocks: Blocks | None = None
+    max_workers_per_node: Workers | None = None
     worker_init: str | None = None
 
     @property
