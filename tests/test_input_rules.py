@@ -164,7 +164,7 @@ def test_endpoint_names(tmp_path, args):
 # --- arguments, checked before any work ------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "-inf", "soon", ""])
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "-inf", "soon", "", "1e300"])
 @pytest.mark.parametrize(
     "command",
     [

@@ -20,15 +20,19 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"chiltepin: error: {message} (see: {self.prog} --help)\n")
 
 
+#: The longest timeout (about 31 years): a thread's wait overflows on much more.
+MAX_SECONDS = 1e9
+
+
 def positive_seconds(text: str) -> float:
-    """A timeout: a finite number of seconds greater than 0."""
+    """A timeout: a number of seconds greater than 0, at most :data:`MAX_SECONDS`."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
+    if not 0 < value <= MAX_SECONDS:  # also refuses nan and inf
         raise argparse.ArgumentTypeError(
-            f"must be a positive number of seconds, got {text!r}"[:200]
+            f"must be a positive number of seconds (at most {MAX_SECONDS:.0e}), got {text!r}"[:200]
         )
     return value
 
