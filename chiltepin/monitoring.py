@@ -82,7 +82,7 @@ def shown_path(path: str | os.PathLike[str]) -> str:
     """A path for an error message: bounded, and printable whatever bytes it holds."""
     from chiltepin.errors import shown
 
-    return shown(os.fsdecode(path).encode("utf-8", "backslashreplace").decode("ascii", "replace"))
+    return shown(os.fsdecode(path))  # repr escapes undecodable bytes (\udcff), once
 
 
 def check_database(path: Path, key: str, *, given: str) -> Path:

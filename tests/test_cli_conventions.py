@@ -79,6 +79,18 @@ def test_exit_statuses_as_documented(tmp_path):
     assert missing.returncode == 1 and "chiltepin image pull" in missing.stderr
 
 
+def test_a_huge_or_undecodable_argument_gives_one_short_line(tmp_path):
+    """argparse echoes the arguments it refuses: bounded; undecodable bytes escaped once."""
+    huge = run("agent", "list", "x" * 100_000)
+    assert huge.returncode == 2 and "Traceback" not in huge.stderr
+    assert len(huge.stderr.splitlines()) == 1 and len(huge.stderr) < 1200, huge.stderr[:200]
+    assert "unrecognized arguments: xxx" in huge.stderr
+    undecodable = os.fsdecode(b"run-\xff")
+    out = run("monitor", undecodable, cwd=tmp_path)
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
+    assert "run-\\udcff' does not exist" in out.stderr, out.stderr
+
+
 def blocked_reading_stdin(pid: int) -> bool:
     """The process sits in read(0, ...) (Linux /proc: the syscall's first argument)."""
     try:

@@ -11,12 +11,15 @@ import math
 from pathlib import Path
 from typing import NoReturn
 
+from chiltepin.errors import MESSAGE_PART_CHARS, shorten
+
 
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line: ``chiltepin: error: ...``."""
 
     def error(self, message: str) -> NoReturn:
-        message = " ".join(message.split())
+        # argparse quotes the offending arguments, which may be megabytes long.
+        message = shorten(" ".join(message.split()), MESSAGE_PART_CHARS)
         self.exit(2, f"chiltepin: error: {message} (see: {self.prog} --help)\n")
 
 
