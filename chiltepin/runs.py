@@ -363,26 +363,76 @@ def _alive(entry: dict[str, Any]) -> bool | None:
         return None
     from chiltepin.agents.serve.state import process_alive
 
-    return process_alive(int(entry.get("pid", -1)), entry.get("pid_created"))
+    return process_alive(entry.get("pid", -1), entry.get("pid_created"))
 
 
 def running_runs(prune: bool = True) -> list[dict[str, Any]]:
     """Every registered run of this user with its last status; entries whose process is
     gone are removed (``prune``) and left out."""
+    from chiltepin._files import read_own_json
+
     directory = runs_dir()
     found = []
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else ():
         try:
-            entry = json.loads(path.read_text())
+            entry = read_own_json(path)
         except (OSError, ValueError):
-            continue
+            continue  # unreadable: skipped, kept
+        if not _is_entry(entry):
+            continue  # not an entry this toolkit wrote
         if _alive(entry) is False:
             if prune:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
             continue
-        status: dict[str, Any] = {}
+        status: Any = {}
         with contextlib.suppress(OSError, ValueError):
-            status = json.loads(Path(entry["status_file"]).read_text())
-        found.append({**entry, **status})
+            status = read_own_json(entry["status_file"])
+        found.append({**_status_part(status), **entry})
     return found
+
+
+#: A registry entry's keys and their JSON types (as Run.start writes them).
+_ENTRY_TYPES: dict[str, tuple[type, ...]] = {
+    "run_dir": (str,),
+    "status_file": (str,),
+    "pid": (int,),
+    "host": (str,),
+}
+#: The keys of a run's status that ``chiltepin status`` shows, and their JSON types.
+_STATUS_TYPES: dict[str, tuple[type, ...]] = {
+    "site": (str, type(None)),
+    "tasks": (dict,),
+    "executors": (dict,),
+    "agents": (list,),
+}
+
+
+def _is_entry(entry: Any) -> bool:
+    return isinstance(entry, dict) and all(
+        isinstance(entry.get(key), types) and not isinstance(entry.get(key), bool)
+        for key, types in _ENTRY_TYPES.items()
+    )
+
+
+def _status_part(status: Any) -> dict[str, Any]:
+    """What of a status file is shown, each value of its expected shape (a file
+    damaged by hand loses only what is wrong in it)."""
+    if not isinstance(status, dict):
+        return {}
+    shown = {k: v for k, v in status.items() if isinstance(v, _STATUS_TYPES.get(k, object))}
+    executors = shown.get("executors") or {}
+    shown["executors"] = {
+        str(name): {
+            **executor,
+            "blocks": [b for b in executor.get("blocks") or [] if isinstance(b, dict)]
+            if isinstance(executor.get("blocks"), list)
+            else [],
+        }
+        for name, executor in executors.items()
+        if isinstance(executor, dict)
+    }
+    shown["agents"] = [a for a in shown.get("agents") or [] if isinstance(a, dict)]
+    if "tasks" in shown:
+        shown["tasks"] = {k: v for k, v in shown["tasks"].items() if isinstance(v, int)}
+    return shown

@@ -115,9 +115,11 @@ class Ledger:
 
 def read_entries(run_dir: str | Path) -> list[dict[str, Any]]:
     """The ledger's entries (unreadable lines skipped)."""
+    from chiltepin._files import read_own_bytes
+
     try:
-        text = (Path(run_dir) / LEDGER_NAME).read_text()
-    except OSError:
+        text = read_own_bytes(Path(run_dir) / LEDGER_NAME).decode("utf-8", "replace")
+    except (OSError, ValueError):
         return []
     out = []
     for line in text.splitlines():

@@ -115,6 +115,57 @@ def test_a_dead_runs_entry_is_pruned(state_home, tmp_path):
     assert out.returncode == 0 and "no running workflows" in out.stdout
 
 
+def test_damaged_registry_and_state_files_never_break_status(state_home, tmp_path):
+    """Files in the registry and the agent state directory that this toolkit did not
+    write, or that were damaged (not UTF-8, a FIFO, a directory, deep nesting, wrong
+    types, impossible pids): status and agent list skip or flag them, never hang."""
+    import socket
+
+    runs, agents = runs_dir(), state_home / "chiltepin" / "agents"
+    runs.mkdir(parents=True)
+    agents.mkdir(parents=True)
+    host = socket.gethostname()
+    (runs / "bytes.json").write_bytes(b"\xff\xfe")
+    (runs / "deep.json").write_text("[" * 100_000)
+    (runs / "list.json").write_text("[1, 2]")
+    os.mkfifo(runs / "fifo.json")
+    (runs / "dir.json").mkdir()
+    for name, pid in (("neg", -5), ("huge", 10**30), ("text", "abc"), ("float", 1e300)):
+        (runs / f"{name}.json").write_text(
+            json.dumps({"run_dir": "/x", "status_file": "/x", "pid": pid, "host": host})
+        )
+    sleeper = subprocess.Popen(["sleep", "120"])
+    try:
+        damaged = tmp_path / "status.json"
+        damaged.write_text(
+            json.dumps(
+                {
+                    "tasks": [1],
+                    "executors": {"a": {"blocks": [1, {"job_id": 3}]}, "b": 5},
+                    "agents": [1, {"agent_class": "A"}],
+                    "site": 7,
+                }
+            )
+        )
+        live = {"run_dir": "/live", "status_file": str(damaged), "pid": sleeper.pid, "host": host}
+        (runs / "live.json").write_text(json.dumps(live))
+        os.mkfifo(agents / "fifo.json")
+        (agents / "bytes.json").write_bytes(b"\xff")
+        text = cli("status", timeout=60)
+        assert text.returncode == 0 and "Traceback" not in text.stderr, text.stderr
+        assert "workflow /live" in text.stdout and "a: block ? job 3 ?" in text.stdout
+        assert "agent service fifo: corrupt" in text.stdout, text.stdout
+        report = status()
+        assert [w["run_dir"] for w in report["workflows"]] == ["/live"]
+        assert report["workflows"][0]["site"] is None
+        listed = cli("agent", "list", timeout=60)
+        assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+        assert "not a regular file" in listed.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 def test_the_example_shows_block_feedback(state_home, no_leftovers):
     """examples/hello_workflow.py prints its block's life on stderr (local executor; how
     many phases a run this short shows depends on timing: only the ends are asserted)."""
@@ -130,3 +181,28 @@ def test_the_example_shows_block_feedback(state_home, no_leftovers):
     assert out.returncode == 0, out.stderr
     assert "chiltepin: local: block 0 submitted to localhost as job" in out.stderr
     assert "local: block 0 (job " in out.stderr and ") finished" in out.stderr
+
+
+def test_files_read_back_are_never_waited_on(tmp_path):
+    """A FIFO (or garbage) where chiltepin reads back its own ledger, endpoint manifest or
+    image digest is treated as missing: nothing blocks on it."""
+    from chiltepin.containers.cached import _recorded_digest
+    from chiltepin.endpoint.generate import MANIFEST
+    from chiltepin.endpoint.manage import manifest_of
+    from chiltepin.watchdog import LEDGER_NAME, read_entries
+
+    os.mkfifo(tmp_path / LEDGER_NAME)
+    assert read_entries(tmp_path) == []
+    (tmp_path / LEDGER_NAME).unlink()
+    (tmp_path / LEDGER_NAME).write_bytes(b'\xff\n{"pid": 1}\n[1]\n')
+    assert read_entries(tmp_path) == [{"pid": 1}]
+    os.mkfifo(tmp_path / MANIFEST)
+    assert manifest_of(tmp_path) == {}
+    image = tmp_path / "image.sif"
+    os.mkfifo(tmp_path / "image.sif.digest")
+    assert _recorded_digest(image) is None
+    (tmp_path / "image.sif.digest").unlink()
+    (tmp_path / "image.sif.digest").write_bytes(b"sha256:\xff")
+    assert _recorded_digest(image) is None
+    (tmp_path / "image.sif.digest").write_text("sha256:abc\n")
+    assert _recorded_digest(image) == "sha256:abc"

@@ -175,9 +175,9 @@ def _configure(args: argparse.Namespace) -> int:
         print(f"  files: {', '.join(result.files)}")
     import os
 
-    manifest = (
-        json.loads((result.path / "chiltepin.json").read_text()) if result.path.exists() else {}
-    )
+    from chiltepin.endpoint.manage import manifest_of
+
+    manifest = manifest_of(result.path)
     if os.geteuid() == 0 and not manifest.get("multi_user", True):
         print("  note: as root, globus-compute-endpoint starts endpoints multi-user only")
         print("        (reconfigure with --multi-user --contact-email ADDRESS to start it as root)")
@@ -211,11 +211,11 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from chiltepin.endpoint.manage import _manifest, endpoint_dir
+    from chiltepin.endpoint.manage import endpoint_dir, manifest_of
     from chiltepin.endpoint.validate import validate_dir
 
     path = endpoint_dir(args.name)
-    engines = validate_dir(path, _manifest(path).get("executors", []))
+    engines = validate_dir(path, manifest_of(path).get("executors", []))
     shown = ", ".join(f"{k}: {v}" for k, v in engines.items() if k) or engines[""]
     print(f"endpoint {path.name}: valid per globus-compute-endpoint ({shown})")
     return 0

@@ -48,7 +48,8 @@ def _status(args: argparse.Namespace) -> int:
             for block in blocks:
                 job = f" job {block['job_id']}" if block.get("job_id") else ""
                 reason = f" ({block['reason']})" if block.get("reason") else ""
-                print(f"  {label}: block {block['block']}{job} {block['state']}{reason}")
+                number, state = block.get("block", "?"), block.get("state", "?")
+                print(f"  {label}: block {number}{job} {state}{reason}")
         for agent in run.get("agents") or []:
             print(
                 f"  agent {agent.get('agent_class')} {agent.get('agent_id')} on "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -58,29 +57,27 @@ def read_text_file(path: str | Path, what: str = "file", *, max_bytes: int = MAX
     than ``max_bytes`` and bytes that are not UTF-8. ``what`` names the file in errors
     (e.g. "credentials file"); nothing of its content is ever echoed.
     """
+    from chiltepin._files import NotRegularFile, open_regular, read_at_most
+
     source = str(path)
     try:
-        # O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        fd = open_regular(path)
     except FileNotFoundError:
         raise ConfigError(f"{what} not found", source=source, hint="check the path") from None
     except IsADirectoryError:
         raise ConfigError(f"{what} is a directory", source=source, hint="name a file") from None
+    except NotRegularFile:
+        raise ConfigError(
+            f"{what} is not a regular file (a FIFO, socket or device)",
+            source=source,
+            hint="name a file",
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {what}: {exc.strerror}", source=source) from None
     except ValueError:  # a NUL byte in the path
         raise ConfigError(f"invalid {what} name", source=shown(source)) from None
     try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise ConfigError(f"{what} is a directory", source=source, hint="name a file")
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(
-                f"{what} is not a regular file (a FIFO, socket or device)",
-                source=source,
-                hint="name a file",
-            )
-        data = _read_at_most(fd, max_bytes + 1)
+        data = read_at_most(fd, max_bytes + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read {what}: {exc.strerror}", source=source) from None
     finally:
@@ -95,18 +92,6 @@ def read_text_stream(stream: BinaryIO, source: str, what: str = "input") -> str:
     except OSError as exc:
         raise ConfigError(f"cannot read {what}: {exc.strerror}", source=source) from None
     return decode_text(data, source, what)
-
-
-def _read_at_most(fd: int, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = os.read(fd, min(1 << 16, limit - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def decode_text(data: bytes, source: str, what: str, *, max_bytes: int = MAX_FILE_BYTES) -> str:

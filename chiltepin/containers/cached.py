@@ -65,7 +65,7 @@ class CachedImageRuntime(ContainerRuntime):
         dest = Path(self.image_path(image, cache_dir))
         check_writable_dir(str(dest.parent))
         sidecar = _sidecar(dest)
-        have = sidecar.read_text().strip() if sidecar.is_file() else None
+        have = _recorded_digest(dest)
         remote = remote_digest(ref)
         if self._present(dest) and not force and (remote is None or have == remote):
             return PullResult(str(dest), have, changed=False, seconds=0)
@@ -90,11 +90,10 @@ class CachedImageRuntime(ContainerRuntime):
         for entry in sorted(cache.iterdir()) if cache.is_dir() else []:
             if not entry.name.endswith(self.suffix) or not self._present(entry):
                 continue
-            sidecar = _sidecar(entry)
             images.append(
                 ImageInfo(
                     name=entry.name,
-                    digest=sidecar.read_text().strip() if sidecar.is_file() else None,
+                    digest=_recorded_digest(entry),
                     size=self._size(entry),
                     path=str(entry),
                 )
@@ -104,6 +103,17 @@ class CachedImageRuntime(ContainerRuntime):
 
 def _sidecar(image: Path) -> Path:
     return image.with_name(image.name + ".digest")
+
+
+def _recorded_digest(image: Path) -> str | None:
+    """The digest recorded beside a pulled image (None: none, or not readable as one)."""
+    from chiltepin._files import read_own_bytes
+
+    try:
+        text = read_own_bytes(_sidecar(image), 4096).decode("ascii").strip()
+    except (OSError, ValueError):
+        return None
+    return text if text and len(text) <= 4096 and text.isprintable() else None
 
 
 def remove_path(path: Path) -> None:

@@ -7,7 +7,6 @@ reduced to one line. ``list`` reads the endpoint directories locally.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -84,7 +83,7 @@ def list_endpoints() -> list[EndpointInfo]:
     out = []
     for name in sorted(statuses):
         path = base / name
-        manifest = _manifest(path)
+        manifest = manifest_of(path)
         out.append(
             EndpointInfo(
                 name=name,
@@ -98,11 +97,15 @@ def list_endpoints() -> list[EndpointInfo]:
     return out
 
 
-def _manifest(path: Path) -> dict:
+def manifest_of(path: Path) -> dict:
+    """The endpoint directory's manifest ({} if it is missing or unreadable)."""
+    from chiltepin._files import read_own_json
+
     try:
-        return json.loads((path / gen.MANIFEST).read_text())
+        data = read_own_json(path / gen.MANIFEST)
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def has_credentials() -> bool:
@@ -187,7 +190,7 @@ def start(
         raise EndpointError(f"--endpoint-uuid {endpoint_uuid!r} is not a UUID")
     from chiltepin.endpoint.validate import validate_dir
 
-    manifest = _manifest(path)
+    manifest = manifest_of(path)
     validate_dir(path, manifest.get("executors", []))
     if credentials is not None:
         os.environ.update(read_credentials(credentials))

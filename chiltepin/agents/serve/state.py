@@ -135,10 +135,18 @@ class BrokenState:
         return ConfigError(self.message, hint=self.hint)
 
 
+#: Linux's largest process ID (/proc/sys/kernel/pid_max can be at most 2**22).
+PID_MAX = 2**22
+
+
 def process_alive(pid: int, created: float | None = None) -> bool:
     """True if ``pid`` runs (not a zombie) and, given ``created``, is the same process."""
     import psutil
 
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid <= PID_MAX:
+        return False  # from a damaged file: no process has it
+    if created is not None and (isinstance(created, bool) or not isinstance(created, (int, float))):
+        return False
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
@@ -183,14 +191,17 @@ def find_state(name: str) -> ServiceState | None:
 
 def load_state(path: Path) -> ServiceState | BrokenState | None:
     """The state in ``path``; a BrokenState saying what is wrong; None if there is none."""
+    from chiltepin._files import NotRegularFile, read_own_bytes
+
     name = path.name.removesuffix(".json")
     try:
-        if path.is_dir():
-            return BrokenState(name, path, "it is a directory, not a file")
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_STATE_BYTES + 1)
+        raw = read_own_bytes(path, MAX_STATE_BYTES)
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        return BrokenState(name, path, "it is a directory, not a file")
+    except NotRegularFile:
+        return BrokenState(name, path, "it is not a regular file (a FIFO, socket or device)")
     except OSError as exc:
         return BrokenState(name, path, f"cannot read it: {exc.strerror or exc}")
     reason = _problem(name, raw)
