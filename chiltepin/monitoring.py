@@ -94,10 +94,15 @@ def check_database(path: Path, key: str, *, given: str) -> Path:
     hint = "run the workflow with monitoring: true on one of its executors"
     if not path.exists():
         raise ConfigError(f"{where} has no {MONITORING_DB}", key=key, hint=hint)
+    from chiltepin._files import NotRegularFile, open_regular, read_at_most
+
     try:
-        with open(path, "rb") as handle:
-            magic = handle.read(len(SQLITE_MAGIC))
-    except IsADirectoryError:
+        fd = open_regular(path)  # a FIFO is refused, never waited on
+        try:
+            magic = read_at_most(fd, len(SQLITE_MAGIC))
+        finally:
+            os.close(fd)
+    except (IsADirectoryError, NotRegularFile):
         magic = b""
     except OSError as exc:
         raise ConfigError(

@@ -206,3 +206,9 @@ def test_files_read_back_are_never_waited_on(tmp_path):
     assert _recorded_digest(image) is None
     (tmp_path / "image.sif.digest").write_text("sha256:abc\n")
     assert _recorded_digest(image) == "sha256:abc"
+    from chiltepin.errors import ConfigError
+    from chiltepin.monitoring import check_database
+
+    os.mkfifo(tmp_path / "monitoring.db")
+    with pytest.raises(ConfigError, match="not a Parsl monitoring database"):
+        check_database(tmp_path / "monitoring.db", "RUN_DIR", given=str(tmp_path))
