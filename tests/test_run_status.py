@@ -198,6 +198,11 @@ def test_files_read_back_are_never_waited_on(tmp_path):
     assert read_entries(tmp_path) == [{"pid": 1}]
     os.mkfifo(tmp_path / MANIFEST)
     assert manifest_of(tmp_path) == {}
+    (tmp_path / MANIFEST).unlink()
+    (tmp_path / MANIFEST).write_text('{"executors": 5, "site": ["x"], "multi_user": "yes"}')
+    assert manifest_of(tmp_path) == {"executors": []}
+    (tmp_path / MANIFEST).write_text('{"executors": ["compute", 3], "site": "hera"}')
+    assert manifest_of(tmp_path) == {"executors": ["compute"], "site": "hera"}
     image = tmp_path / "image.sif"
     os.mkfifo(tmp_path / "image.sif.digest")
     assert _recorded_digest(image) is None

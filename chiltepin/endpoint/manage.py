@@ -105,7 +105,18 @@ def manifest_of(path: Path) -> dict:
         data = read_own_json(path / gen.MANIFEST)
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    # A manifest damaged by hand keeps only the values of the shape the toolkit wrote.
+    executors = data.get("executors")
+    data["executors"] = (
+        [e for e in executors if isinstance(e, str)] if isinstance(executors, list) else []
+    )
+    if not isinstance(data.get("site"), str):
+        data.pop("site", None)
+    if not isinstance(data.get("multi_user"), bool):
+        data.pop("multi_user", None)
+    return data
 
 
 def has_credentials() -> bool:
