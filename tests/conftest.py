@@ -34,6 +34,7 @@ from helpers.infra import (  # noqa: E402
     SITES,
     labelled_containers,
     require,
+    shared_by_lanes,
     use_shared_tmp,
 )
 from helpers.processes import parsl_processes, wait_until_gone  # noqa: E402
@@ -51,23 +52,55 @@ atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], True)
 os.environ.pop("CHILTEPIN_SITE_PATH", None)
 
 
-#: Session fixtures that start the shared infrastructure (one Slurm cluster, one podman
-#: store and registry per machine): tests that use one make up the ``cluster`` lane.
-CLUSTER_FIXTURES = frozenset({"slurm_cluster", "container_infra"})
-LANES = ("cluster", "local")
+#: Session fixtures that start the infrastructure only one lane may use (one Slurm
+#: cluster and one podman store for containers per machine): tests that use one make up
+#: the ``cluster`` lane.
+CLUSTER_FIXTURES = frozenset({"slurm_cluster", "pulled_image"})
+#: Modules whose other tests make up the ``services`` lane: agents and the long-lived
+#: processes they talk to (agent services, exchanges, Globus Compute endpoints, the
+#: monitor). The rest is the ``local`` lane; the two take about the same time.
+SERVICE_MODULES = frozenset(
+    {
+        "test_agent_cli",
+        "test_agent_state",
+        "test_agents",
+        "test_agents_example",
+        "test_agents_exchange",
+        "test_agents_site",
+        "test_compat_agents",
+        "test_compat_cli",
+        "test_compat_endpoint",
+        "test_endpoint",
+        "test_endpoint_containers",
+        "test_exchange_kinds",
+        "test_exchange_security",
+        "test_faults_embedded_exchange",
+        "test_faults_exchange",
+        "test_monitoring",
+    }
+)
+LANES = ("cluster", "local", "services")
+
+
+def lane_of(item: pytest.Item) -> str:
+    """The lane that runs ``item`` (see :data:`CLUSTER_FIXTURES`, :data:`SERVICE_MODULES`)."""
+    if CLUSTER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return "cluster"
+    return "services" if item.path.stem in SERVICE_MODULES else "local"
 
 
 def pytest_collection_modifyitems(config, items):
-    """tests/run.sh runs two lanes at once, each a pytest of its own: ``cluster`` (tests on
-    the Slurm cluster or in containers) and ``local`` (the others). A lane deselects the
-    other lane's tests; without $CHILTEPIN_TEST_LANE everything runs."""
+    """tests/run.sh runs three lanes at once, each a pytest of its own: ``cluster`` (tests
+    on the Slurm cluster or in containers), ``services`` and ``local`` (the others, see
+    :func:`lane_of`). A lane deselects the other lanes' tests; without
+    $CHILTEPIN_TEST_LANE everything runs."""
     if processes.LANE is None:
         return
     if processes.LANE not in LANES:
         raise pytest.UsageError(f"CHILTEPIN_TEST_LANE must be one of {', '.join(LANES)}")
     keep, drop = [], []
     for item in items:
-        lane = "cluster" if CLUSTER_FIXTURES.intersection(item.fixturenames) else "local"
+        lane = lane_of(item)
         (keep if lane == processes.LANE else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
@@ -148,20 +181,25 @@ def slurm(slurm_cluster, no_leftovers):
 @pytest.fixture(scope="session")
 def container_infra():
     """podman set up for this machine, the runtime image built from containers/Dockerfile
-    and pushed to the loopback registry (tests/infra/containers.sh); the registry is
-    stopped at the end of the session. Returns the containers.sh variables."""
+    and pushed to the loopback registry (tests/infra/containers.sh). Lanes share them
+    (the Ansible tests pull from the registry outside the cluster lane): the last lane
+    to finish stops the registry. Returns the containers.sh variables, which podman
+    calls need (this process's environment is left alone: see ``pulled_image``)."""
     sys.path.insert(0, str(TESTS / "infra"))
     import containers_env
 
-    try:
-        values = containers_env.apply_env()
-        containers_env.build_image()
-        containers_env.start_registry()
-        values["CHILTEPIN_REGISTRY_IMAGE"] = containers_env.push()
-    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
-        require(False, f"podman, the test image and the loopback registry ({exc})")
-    yield values
-    containers_env.stop_registry()
+    def start() -> dict[str, str]:
+        try:
+            values = containers_env.setup()
+            containers_env.build_image()
+            containers_env.start_registry()
+            values["CHILTEPIN_REGISTRY_IMAGE"] = containers_env.push()
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            require(False, f"podman, the test image and the loopback registry ({exc})")
+        return values
+
+    with shared_by_lanes("registry", start, containers_env.stop_registry) as values:
+        yield values
 
 
 @pytest.fixture(scope="session")
@@ -174,6 +212,7 @@ def pulled_image(container_infra):
     import containers_env
 
     state = Path(container_infra["CHILTEPIN_CONTAINERS_STATE"])
+    os.environ.update(container_infra)
     os.environ.update(containers_env.empty_store("pull-test"))
     # Containers bind the checkout: tests/helpers and examples/agents, on PYTHONPATH.
     os.environ["CHILTEPIN_TESTS_DIR"] = str(REPO)

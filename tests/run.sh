@@ -2,11 +2,13 @@
 # Run the whole test suite. The session fixtures install and start what the tests need
 # (Slurm cluster, podman and a registry, redis) from Debian packages on loopback.
 #
-# Two lanes run at once, each a pytest of its own (conftest.py picks the tests): `cluster`,
-# the tests on the Slurm cluster or in containers (one cluster and one podman store per
-# machine, so one lane), and `local`, all the others. Their lines are prefixed with the
-# lane's name; each prints its 15 slowest tests. Arguments go to both pytests; Ctrl-C
-# reaches both (one process group), and each tears its fixtures down.
+# Three lanes run at once, each a pytest of its own (conftest.py picks the tests):
+# `cluster`, the tests on the Slurm cluster or in containers (one cluster and one podman
+# store per machine, so one lane), and the others split in two, `services` (agent
+# services, exchanges, endpoints, the monitor) and `local`. Each of the latter keeps
+# about one core busy; `cluster` mostly waits on Slurm. Their lines are prefixed with the
+# lane's name; each prints its 15 slowest tests. Arguments go to every pytest; Ctrl-C
+# reaches them all (one process group), and each tears its fixtures down.
 # CHILTEPIN_TEST_LANES=1 runs the whole suite in one pytest instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,24 +26,37 @@ if [[ "${CHILTEPIN_TEST_LANES:-2}" == 1 ]]; then
 fi
 
 lane() {
+    # The cluster lane mostly waits on Slurm jobs, on its critical path: it goes first
+    # for the CPU (the Slurm daemons it starts too), the others take what is left.
+    local nice=()
+    if [[ "$1" != cluster ]]; then nice=(nice -n 3); fi
     # Python writes its lines as they come; sed prefixes each one as it arrives.
-    CHILTEPIN_TEST_LANE="$1" PYTHONUNBUFFERED=1 "${pytest[@]}" "${@:2}" 2>&1 \
+    CHILTEPIN_TEST_LANE="$1" PYTHONUNBUFFERED=1 "${nice[@]}" "${pytest[@]}" "${@:2}" 2>&1 \
         | sed -u "s/^/[$1] /"
 }
 
+LANES=(cluster services local)
 start=$SECONDS
-lane cluster "$@" &
-cluster=$!
-lane local "$@" &
-local_lane=$!
-status=0
-wait "$cluster" || status=$?
-local_status=0
-wait "$local_lane" || local_status=$?
-echo "tests/run.sh: cluster lane exit ${status}, local lane exit ${local_status}," \
-    "$((SECONDS - start)) s in all"
-# 5 is "no tests collected": a selection (a file, -k) that only one lane has.
-if ((status == 5 && local_status != 5)); then status=0; fi
-if ((local_status == 5 && status != 5)); then local_status=0; fi
-((status != 0)) && exit "$status"
-exit "$local_status"
+pids=()
+for name in "${LANES[@]}"; do
+    lane "$name" "$@" &
+    pids+=($!)
+done
+statuses=()
+summary=""
+for i in "${!pids[@]}"; do
+    code=0
+    wait "${pids[i]}" || code=$?
+    statuses+=("$code")
+    summary+="${LANES[i]} lane exit ${code}, "
+done
+echo "tests/run.sh: ${summary}$((SECONDS - start)) s in all"
+# 5 is "no tests collected": a selection (a file, -k) that only some lanes have; it
+# counts only when every lane says so. Otherwise the first lane that failed decides.
+status=5
+for code in "${statuses[@]}"; do
+    if [[ "$code" != 5 && ("$status" == 5 || "$status" == 0) ]]; then
+        status=$code
+    fi
+done
+exit "$status"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -62,6 +66,42 @@ def use_shared_tmp() -> Path:
         SHARED_TMP.chmod(0o1777)
     tempfile.tempdir = str(SHARED_TMP)
     return SHARED_TMP
+
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def shared_by_lanes(name: str, start: Callable[[], T], stop: Callable[[], None]) -> Iterator[T]:
+    """Infrastructure that several test lanes (tests/run.sh) use at once, as ``with``.
+
+    Each lane calls ``start`` (idempotent: it reuses what is already up) under a
+    machine-wide lock, and holds a shared lock while it uses what ``start`` returned; the
+    last lane to leave (no shared lock left, tried under the same machine-wide lock, so
+    no lane can be starting meanwhile) calls ``stop``.
+    """
+    base = Path("/var/tmp")
+    with (
+        open(base / f"chiltepin-{name}.lock", "a") as setup,
+        open(base / f"chiltepin-{name}.users", "a") as users,
+    ):
+        fcntl.flock(setup, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(users, fcntl.LOCK_SH)
+            value = start()
+        finally:
+            fcntl.flock(setup, fcntl.LOCK_UN)
+        try:
+            yield value
+        finally:
+            fcntl.flock(setup, fcntl.LOCK_EX)
+            fcntl.flock(users, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass  # another lane still uses it
+            else:
+                stop()
 
 
 def labelled_containers() -> list[str]:
