@@ -68,7 +68,6 @@ SERVICE_MODULES = frozenset(
         "test_agents_exchange",
         "test_agents_site",
         "test_compat_agents",
-        "test_compat_cli",
         "test_compat_endpoint",
         "test_endpoint",
         "test_endpoint_containers",
