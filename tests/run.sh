@@ -29,7 +29,7 @@ lane() {
     # The cluster lane mostly waits on Slurm jobs, on its critical path: it goes first
     # for the CPU (the Slurm daemons it starts too), the others take what is left.
     local nice=()
-    if [[ "$1" != cluster ]]; then nice=(nice -n 3); fi
+    if [[ "$1" != cluster ]]; then nice=(nice -n 5); fi
     # Python writes its lines as they come; sed prefixes each one as it arrives.
     CHILTEPIN_TEST_LANE="$1" PYTHONUNBUFFERED=1 "${nice[@]}" "${pytest[@]}" "${@:2}" 2>&1 \
         | sed -u "s/^/[$1] /"
