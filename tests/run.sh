@@ -21,7 +21,7 @@ export PATH="$PWD/$VENV/bin:$PATH"
 "$VENV/bin/python" -m compileall -q chiltepin tests examples benchmarks >/dev/null
 pytest=("$VENV/bin/python" -m pytest -p no:cacheprovider -rfEs --durations=15)
 
-if [[ "${CHILTEPIN_TEST_LANES:-2}" == 1 ]]; then
+if [[ "${CHILTEPIN_TEST_LANES:-3}" == 1 ]]; then
     exec "${pytest[@]}" "$@"
 fi
 

@@ -14,9 +14,10 @@ INTERCHANGE_MARKERS = ("interchange.py", "HTEX interchange")
 PARSL_PROCESS_MARKERS = (*INTERCHANGE_MARKERS, "process_worker_pool.py")
 
 
-#: The lane this pytest runs (tests/run.sh runs two at once: ``cluster``, the tests on the
-#: Slurm cluster or in containers, and ``local``, the others), inherited through the
-#: environment by what its tests start; None when the suite runs as one process.
+#: The lane this pytest runs (tests/run.sh runs three at once: ``cluster``, the tests on
+#: the Slurm cluster or in containers, and ``services`` and ``local``, the others; see
+#: conftest.lane_of), inherited through the environment by what its tests start; None
+#: when the suite runs as one process.
 LANE = os.environ.get("CHILTEPIN_TEST_LANE")
 #: The lane that counts processes that lost the environment on the way (those started in
 #: containers) as its own: only it starts containers.

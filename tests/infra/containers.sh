@@ -69,7 +69,7 @@ install_packages() {
     [ "$(id -u)" -eq 0 ] || die "missing packages (${missing[*]}); run setup as root"
     log "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    # As in slurm.sh: wait for other apt runs (the other test lane's, anyone's).
+    # As in slurm.sh: wait for other apt runs (another test lane's, anyone's).
     local apt=(flock -w 900 /var/tmp/chiltepin-apt.lock apt-get -qq -o DPkg::Lock::Timeout=300)
     "${apt[@]}" update
     # Recommends are skipped: podman's pull in dbus-user-session/systemd bits.

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 
-#: Held around apt-get here and in slurm.sh, slurm_accounting.sh and containers.sh: two
+#: Held around apt-get here and in slurm.sh, slurm_accounting.sh and containers.sh: the
 #: test lanes may install at once, and `apt-get update` does not wait for its lock.
 APT_LOCK = "/var/tmp/chiltepin-apt.lock"
 
@@ -18,7 +18,7 @@ def ensure(binary: str, package: str) -> str | None:
     found = shutil.which(binary)
     if found is None and shutil.which("apt-get") and os.geteuid() == 0:
         with open(APT_LOCK, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # the other test lane may be installing
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another test lane may be installing
             found = shutil.which(binary) or _install(binary, package)
     return found
 

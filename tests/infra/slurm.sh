@@ -110,7 +110,7 @@ install_packages() {
     local pkgs=(slurmctld slurmd slurm-client munge openmpi-bin libopenmpi-dev)
     log "installing ${pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    # Other apt/dpkg runs (the other test lane's, anyone's) hold the locks: wait for
+    # Other apt/dpkg runs (another test lane's, anyone's) hold the locks: wait for
     # them. `apt-get update` does not wait for the lists lock by itself.
     local apt=(flock -w 900 /var/tmp/chiltepin-apt.lock apt-get -qq -o DPkg::Lock::Timeout=300)
     if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
