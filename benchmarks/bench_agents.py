@@ -101,14 +101,21 @@ class ChiltepinEcho:
         return value
 
 
-async def round_trips(call, calls: int, warmup: int = 20) -> list[float]:
-    for i in range(warmup):
-        await call(i)
-    times = []
-    for i in range(calls):
-        start = time.perf_counter()
-        await call(i)
-        times.append(time.perf_counter() - start)
+async def round_trips(calls: dict, count: int, warmup: int = 20, rounds: int = 10) -> dict:
+    """Sequential round trips of each callable in ``calls`` (name -> call), ``count``
+    each, in ``rounds`` interleaved blocks: every kind sees the same machine (a stopping
+    agent, a busy worker pool), so their ratio is not an artefact of order."""
+    for call in calls.values():
+        for i in range(warmup):
+            await call(i)
+    times: dict = {name: [] for name in calls}
+    block = max(count // rounds, 1)
+    for _ in range(max(count // block, 1)):
+        for name, call in calls.items():
+            for i in range(block):
+                start = time.perf_counter()
+                await call(i)
+                times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -203,9 +210,10 @@ async def run(calls: int, run_root: str, site: str | None = None, launches: int 
                         await plain_manager.shutdown(plain)
                         await manager.wait([ours.agent_id])
                         await plain_manager.wait([plain.agent_id])
-                plain_rt = summary(await round_trips(plain.echo, calls))
-                ours_rt = summary(await round_trips(ours.echo, calls))
-                sync_rt = summary(await round_trips(ours.echo_sync, calls))
+                rts = await round_trips(
+                    {"plain": plain.echo, "ours": ours.echo, "sync": ours.echo_sync}, calls
+                )
+                plain_rt, ours_rt, sync_rt = (summary(rts[k]) for k in ("plain", "ours", "sync"))
                 await manager.shutdown(ours)
                 await plain_manager.shutdown(plain)
 
@@ -219,9 +227,10 @@ async def run(calls: int, run_root: str, site: str | None = None, launches: int 
                     )
                     task_firsts.append(seconds)
                     if i == 0:
-                        task_rt = summary(
-                            await round_trips(tasker.echo_task, max(calls // 5, 20), 5)
+                        task_rts = await round_trips(
+                            {"task": tasker.echo_task}, max(calls // 5, 20), 5
                         )
+                        task_rt = summary(task_rts["task"])
                     await manager.shutdown(tasker)
     finally:
         workflow.cleanup()
@@ -284,7 +293,10 @@ def main(argv=None) -> dict:
         median, p95 = r[key]
         print(f"  {label:<36}: {median:6.2f} / {p95:6.2f}")
 
-    print(f"action round trip, {args.calls} sequential calls (median / p95, ms):")
+    print(
+        f"action round trip, {args.calls} sequential calls, interleaved in blocks "
+        "(median / p95, ms):"
+    )
     line("plain Academy agent, async action", "plain_rt_ms")
     line("chiltepin agent, async action", "chiltepin_rt_ms")
     line("chiltepin agent, sync action", "chiltepin_sync_rt_ms")
