@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -101,18 +102,23 @@ class ChiltepinEcho:
         return value
 
 
-async def round_trips(calls: dict, count: int, warmup: int = 20, rounds: int = 10) -> dict:
+async def round_trips(
+    calls: dict[str, Callable[[int], Awaitable[object]]],
+    count: int,
+    warmup: int = 20,
+    rounds: int = 10,
+) -> dict[str, list[float]]:
     """Sequential round trips of each callable in ``calls`` (name -> call), ``count``
     each, in ``rounds`` interleaved blocks: every kind sees the same machine (a stopping
     agent, a busy worker pool), so their ratio is not an artefact of order."""
     for call in calls.values():
         for i in range(warmup):
             await call(i)
-    times: dict = {name: [] for name in calls}
+    times: dict[str, list[float]] = {name: [] for name in calls}
     block = max(count // rounds, 1)
-    for _ in range(max(count // block, 1)):
+    for done in range(0, count, block):
         for name, call in calls.items():
-            for i in range(block):
+            for i in range(min(block, count - done)):
                 start = time.perf_counter()
                 await call(i)
                 times[name].append(time.perf_counter() - start)
